@@ -1,0 +1,103 @@
+"""Settings loading shared by every process: TOML file -> environment -> command-line flags.
+
+Each process has one frozen settings model (``MinerSettings``, ``ValidatorSettings``) that
+composes per-concern sub-configs. Precedence, highest first: values passed by the caller
+(command-line flags), ``AXONGATE_*`` environment variables (``__`` separates nested fields,
+e.g. ``AXONGATE_GATEWAY__PORT=8091``), the TOML file, then field defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from protocol.errors import ConfigError
+
+__all__ = ["AxongateSettings", "WalletConfig", "default_home"]
+
+_TOML_FILE: ContextVar[Path | None] = ContextVar("axongate_toml_file", default=None)
+
+
+def default_home() -> Path:
+    """The data directory: ``$AXONGATE_HOME``, else ``~/.axongate``."""
+    return Path(os.environ.get("AXONGATE_HOME") or Path.home() / ".axongate").expanduser()
+
+
+class WalletConfig(BaseModel):
+    """Which bittensor wallet to load (btcli layout: ``<path>/<name>/hotkeys/<hotkey>``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(default="default", min_length=1)
+    hotkey: str = Field(default="default", min_length=1)
+    path: Path = Field(default=Path("~/.bittensor/wallets"))
+
+    def expanded_path(self) -> Path:
+        return self.path.expanduser()
+
+
+class AxongateSettings(BaseSettings):
+    """Base for per-process settings; see the module docstring for precedence."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AXONGATE_",
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="forbid",
+        nested_model_default_partial_update=True,
+    )
+
+    home: Path = Field(default_factory=default_home, description="Data directory (models, local chain, state).")
+    log_level: str = Field(default="INFO", pattern=r"^(TRACE|DEBUG|INFO|SUCCESS|WARNING|ERROR|CRITICAL)$")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_file = _TOML_FILE.get()
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+    @classmethod
+    def load(cls, config_file: Path | None = None, **overrides: Any) -> Self:
+        """Build the settings; raises ``ConfigError`` naming every invalid field.
+
+        ``overrides`` are nested dicts of explicitly given values (``None`` values are dropped,
+        so unset flags never mask the file or the environment).
+        """
+        if config_file is not None and not Path(config_file).is_file():
+            raise ConfigError(f"config file not found: {config_file}")
+        token = _TOML_FILE.set(Path(config_file) if config_file else None)
+        try:
+            return cls(**_drop_none(overrides))
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
+            )
+            raise ConfigError(f"invalid {cls.__name__}: {problems}") from None
+        finally:
+            _TOML_FILE.reset(token)
+
+
+def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            nested = _drop_none(value)
+            if nested:
+                out[key] = nested
+        elif value is not None:
+            out[key] = value
+    return out

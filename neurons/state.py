@@ -4,7 +4,8 @@ Saved atomically after every step (write a temporary file in the same folder, fs
 over the old file, fsync the folder), so after a crash or ``SIGKILL`` the file holds either the
 previous or the new complete state, never a mix. Loading never crashes the validator: a missing
 file starts fresh; an unreadable or invalid one is logged (naming the file and the problem), kept
-aside as ``<name>.corrupt`` for inspection, and the validator starts fresh.
+aside as ``<name>.corrupt`` for inspection, and the validator starts fresh. Temporary files left by
+a write that was killed before its rename are removed on load.
 """
 
 from __future__ import annotations
@@ -100,6 +101,9 @@ def save_state(state: ValidatorState, path: Path) -> None:
 def load_state(path: Path) -> ValidatorState:
     """Read the state at ``path``; a fresh state when it is missing or corrupt (never raises for content)."""
     path = Path(path)
+    for leftover in path.parent.glob(f".{path.name}.*.tmp"):  # from writes killed before their rename
+        with contextlib.suppress(OSError):
+            leftover.unlink()
     try:
         raw = path.read_bytes()
     except FileNotFoundError:

@@ -37,6 +37,9 @@ class ScoringConfig(BaseModel):
     eos_avoidance_min_prob: float = Field(default=1e-6, gt=0.0, lt=1.0)
     """Fail a sampled completion when the chance of honestly skipping EOS at every position where the
     validator saw it likely (lower bound) falls below this."""
+    eos_logprob_slack_nats: float = Field(default=0.25, ge=0.0)
+    """Subtracted from the validator's EOS logprob before the EOS-avoidance bound, for another engine's
+    numerics (bf16 errors on a near-certain token are ~1e-3 nats)."""
     check_prompt_tokens: bool = True
     """Require ``usage.prompt_tokens`` to equal the validator's own prompt length."""
     burst_min_tokens: int = Field(default=32, ge=2)

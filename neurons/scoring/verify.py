@@ -23,12 +23,13 @@ miner's token ids through its own copy of the model (``Engine.score``), and hand
    mean error within ``mean_logprob_error_nats``.
 7. EOS avoidance at ``0 < temperature <= 1``: the probability of honestly not sampling EOS at every
    position must be at least ``eos_avoidance_min_prob``. It is over-estimated (each ``p_T(EOS)`` is
-   under-estimated from the validator's EOS logprob minus ``max_logprob_error_nats``), so an honest
+   under-estimated from the validator's EOS logprob minus ``eos_logprob_slack_nats``), so an honest
    miner on another engine fails with at most that probability.
 
 Thresholds live in :class:`~neurons.scoring.config.ScoringConfig`; BENCHMARKS.md has the calibration.
 Verification never raises for anything a miner sends; it raises ``ValueError`` only when the caller's
 own inputs disagree (teacher-forced positions that do not match the response's tokens).
+:func:`neurons.scoring.answer.verify_answer` runs the whole sequence against an engine.
 """
 
 from __future__ import annotations
@@ -43,7 +44,16 @@ from neurons.engines.base import ScoredPosition
 from neurons.scoring.config import ScoringConfig
 from protocol.synapses import FinishReason, InferenceRequest, InferenceResponse
 
-__all__ = ["Answer", "Verdict", "VerdictReason", "buffered_stream", "required_top_k", "verify"]
+__all__ = [
+    "Answer",
+    "Verdict",
+    "VerdictReason",
+    "buffered_stream",
+    "check_scored",
+    "precheck",
+    "required_top_k",
+    "verify",
+]
 
 
 class VerdictReason(StrEnum):
@@ -109,15 +119,35 @@ def verify(
 ) -> Verdict:
     """Check one answer against the validator's teacher-forced ``positions`` (see module docstring).
 
-    ``positions`` may be empty when the response failed a structural check before scoring (the caller
-    may skip ``score`` for such answers; structural checks run first and do not need positions).
-    Raises ``ValueError`` if ``positions`` is non-empty and does not match the response's token ids.
+    Equivalent to :func:`precheck` followed, when that passes, by :func:`check_scored`.
+    """
+    failed = precheck(
+        challenge, prompt_ids, result, eos_ids=eos_ids, vocab_size=vocab_size, decode=decode, config=config
+    )
+    response = result.response
+    if failed is not None or response is None:
+        return failed or Verdict(False, VerdictReason.NO_RESPONSE, "no response")
+    return check_scored(challenge, response, positions, eos_ids=eos_ids, config=config)
+
+
+def precheck(
+    challenge: InferenceRequest,
+    prompt_ids: Sequence[int],
+    result: Answer,
+    *,
+    eos_ids: Collection[int],
+    vocab_size: int,
+    decode: Callable[[Sequence[int]], str],
+    config: ScoringConfig,
+) -> Verdict | None:
+    """Checks 1-4 (shape, ending, text, streaming), which need no model; the failing verdict or ``None``.
+
+    Run it before ``Engine.score``: an answer that fails it is not worth a forward pass, and one
+    with out-of-vocabulary ids could not be scored at all.
     """
     response = result.response
     if response is None:
         return Verdict(False, VerdictReason.NO_RESPONSE, "no response")
-    ids = response.token_ids
-    n = len(ids)
     shape = _check_shape(challenge, prompt_ids, response, eos_ids=eos_ids, vocab_size=vocab_size, config=config)
     if shape is not None:
         return shape
@@ -125,8 +155,26 @@ def verify(
     if text is not None:
         return text
     if buffered_stream(result.chunk_arrivals, config):
+        n = len(response.token_ids)
         return Verdict(False, VerdictReason.BUFFERED_STREAM, "the head of the stream arrived at its very end", n)
-    if len(positions) != n or any(p.token_id != t for p, t in zip(positions, ids, strict=False)):
+    return None
+
+
+def check_scored(
+    challenge: InferenceRequest,
+    response: InferenceResponse,
+    positions: Sequence[ScoredPosition],
+    *,
+    eos_ids: Collection[int],
+    config: ScoringConfig,
+) -> Verdict:
+    """Checks 5-7 (ranks and filters, logprobs, EOS avoidance) on a response that passed :func:`precheck`.
+
+    Raises ``ValueError`` if ``positions`` do not match the response's token ids (a caller bug).
+    """
+    ids = response.token_ids
+    n = len(ids)
+    if n == 0 or len(positions) != n or any(p.token_id != t for p, t in zip(positions, ids, strict=False)):
         raise ValueError(f"teacher-forced positions ({len(positions)}) do not match the response's {n} token ids")
 
     errors = [abs(claimed - p.logprob) for claimed, p in zip(response.logprobs, positions, strict=True)]
@@ -292,7 +340,7 @@ def _eos_avoidance_log_prob(
         for rank, (tid, lp) in enumerate(zip(pos.top_ids, pos.top_logprobs, strict=False), start=1):
             if tid not in eos_ids or (top_k and rank > top_k):
                 continue
-            p_low = math.exp((lp - config.max_logprob_error_nats) / temperature)
+            p_low = math.exp((lp - config.eos_logprob_slack_nats) / temperature)
             if p_low > 1.0 - top_p:
                 total += math.log1p(-min(p_low, 1.0 - 1e-12))
     return total

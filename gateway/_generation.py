@@ -1,0 +1,82 @@
+"""One request's pass through the service: pull chunks under a deadline, time them, always close."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Final
+
+import anyio
+
+from protocol.synapses import InferenceChunk
+
+__all__ = ["END", "KEEPALIVE", "Generation"]
+
+END: Final = object()
+"""Returned by :meth:`Generation.next` when the service's iterator is exhausted."""
+KEEPALIVE: Final = object()
+"""Returned by :meth:`Generation.next` when ``keepalive_s`` passed without a chunk."""
+
+_CLOSE_GRACE_S = 5.0
+
+
+async def _pull(chunks: AsyncIterator[InferenceChunk]) -> object:
+    try:
+        return await anext(chunks)
+    except StopAsyncIteration:
+        return END
+
+
+class Generation:
+    """Drive a service's chunk iterator with a deadline on the event loop's clock.
+
+    Each ``next`` waits in a task, so waiting can stop for a keepalive without disturbing the
+    service's iterator. ``aclose`` cancels a pending pull and closes the iterator (shielded, so it
+    still runs when the request itself is being cancelled), freeing the engine slot.
+    """
+
+    def __init__(self, chunks: AsyncIterator[InferenceChunk], *, deadline_s: float) -> None:
+        self._chunks = chunks
+        self._loop = asyncio.get_running_loop()
+        self.started_s = self._loop.time()
+        self.deadline_s = deadline_s
+        self.ttft_s: float | None = None
+        self.completion_tokens = 0
+        self._pending: asyncio.Task[object] | None = None
+
+    async def next(self, *, keepalive_s: float | None = None) -> object:
+        """The next :class:`InferenceChunk`, ``END`` or ``KEEPALIVE``.
+
+        Raises ``TimeoutError`` at the deadline; the service's own exceptions propagate.
+        """
+        if self._pending is None:
+            self._pending = asyncio.ensure_future(_pull(self._chunks))
+        remaining_s = self.deadline_s - self._loop.time()
+        wait_s = remaining_s if keepalive_s is None else min(keepalive_s, remaining_s)
+        done, _ = await asyncio.wait((self._pending,), timeout=max(0.0, wait_s))
+        if not done:
+            if self._loop.time() >= self.deadline_s:
+                raise TimeoutError
+            return KEEPALIVE
+        task, self._pending = self._pending, None
+        item = task.result()
+        if isinstance(item, InferenceChunk) and item.token_ids:
+            if self.ttft_s is None:
+                self.ttft_s = self._loop.time() - self.started_s
+            self.completion_tokens += len(item.token_ids)
+        return item
+
+    def elapsed_s(self) -> float:
+        return self._loop.time() - self.started_s
+
+    async def aclose(self) -> None:
+        with anyio.move_on_after(_CLOSE_GRACE_S, shield=True):
+            if self._pending is not None:
+                self._pending.cancel()
+                with contextlib.suppress(BaseException):
+                    await self._pending
+                self._pending = None
+            aclose = getattr(self._chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()

@@ -1,0 +1,243 @@
+"""``create_app``: the miner's FastAPI gateway around an :class:`InferenceService`.
+
+Routes: ``POST /Inference`` (unary JSON, or a stream: NDJSON by default, SSE on
+``Accept: text/event-stream``), ``POST /Capabilities``, ``GET /health``, ``GET /metrics``.
+Each signed route runs: size-capped body read -> signature verification -> policy (403/429) ->
+in-flight cap (503) -> JSON parsing (400/422) -> the service. Every rejection is a JSON
+``ErrorBody``; nothing a caller sends can stop the process from serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, TypeVar
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from loguru import logger
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+
+from gateway._body import read_body
+from gateway._errors import GatewayError, error_response
+from gateway._generation import Generation
+from gateway._streaming import SSE_MEDIA_TYPE, stream_response, unary_response
+from gateway.auth import Authenticator, BtAuthScheme, Caller
+from gateway.config import GatewayConfig
+from gateway.legacy import mount_legacy
+from gateway.metrics import GatewayMetrics, MetricsMiddleware
+from gateway.policy import Policy
+from gateway.service import InferenceService, ServiceError
+from gateway.stores import InMemoryNonceStore, NonceStore
+from protocol.auth.legacy import MonotonicNonceStore
+from protocol.synapses import CapabilitiesRequest, CapabilitiesResponse, InferenceRequest, SynapseName
+
+__all__ = ["create_app"]
+
+_INFERENCE = f"/{SynapseName.INFERENCE.value}"
+_CAPABILITIES = f"/{SynapseName.CAPABILITIES.value}"
+_ROUTES = (_INFERENCE, _CAPABILITIES, "/health", "/metrics")
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def create_app(
+    service: InferenceService,
+    *,
+    hotkey_ss58: str,
+    config: GatewayConfig,
+    policy: Policy,
+    nonce_store: NonceStore | None = None,
+    registry: CollectorRegistry | None = None,
+    legacy_nonce_store: MonotonicNonceStore | None = None,
+) -> Any:
+    """Build the gateway app serving ``service`` as the miner ``hotkey_ss58``.
+
+    ``nonce_store`` defaults to a per-process in-memory store (use a shared one behind several
+    workers); ``registry`` defaults to a fresh registry, so apps never share series. The
+    authenticator is ``app.state.authenticator`` (override it in tests via
+    ``app.dependency_overrides``); metrics are ``app.state.metrics``.
+    Raises ``ValueError`` when the nonce store retains entries for less than the auth window.
+    """
+    window_s = config.auth_max_age_s + config.auth_allowed_skew_s
+    store = nonce_store if nonce_store is not None else InMemoryNonceStore(retention_s=max(60.0, 2 * window_s))
+    scheme = BtAuthScheme(
+        hotkey_ss58, store, max_age_s=config.auth_max_age_s, allowed_skew_s=config.auth_allowed_skew_s
+    )
+    authenticator = Authenticator([scheme], max_body_bytes=config.max_body_bytes)
+    metrics = GatewayMetrics(registry if registry is not None else CollectorRegistry())
+    in_flight = _InFlight(config)
+    capabilities_cache: list[CapabilitiesResponse] = []
+
+    app = FastAPI(title="axongate miner gateway", docs_url=None, redoc_url=None)
+    app.state.authenticator = authenticator
+    app.state.metrics = metrics
+    app.add_middleware(MetricsMiddleware, metrics=metrics, routes=_ROUTES)
+    _add_error_handlers(app)
+
+    async def model_name() -> str:
+        if not capabilities_cache:
+            try:
+                capabilities_cache.append(await service.capabilities())
+            except Exception:
+                return ""
+        return capabilities_cache[0].model
+
+    @app.post(_INFERENCE, response_model=None, openapi_extra=_body_schema(InferenceRequest))
+    async def inference(request: Request, caller: Caller = Depends(authenticator)) -> Response:
+        body = await read_body(request, config.max_body_bytes)
+        lease = await policy.admit(caller.hotkey_ss58)
+        release = in_flight.enter()
+        handed_over = False
+        try:
+            parsed = _parse(InferenceRequest, body)
+            loop = asyncio.get_running_loop()
+            generation = Generation(_start(service, parsed), deadline_s=loop.time() + config.request_timeout_s)
+
+            def finish() -> None:
+                lease.release()
+                release()
+                if generation.ttft_s is not None:
+                    metrics.ttft_s.observe(generation.ttft_s)
+                metrics.tokens.labels(caller.hotkey_ss58).inc(generation.completion_tokens)
+
+            if not parsed.stream:
+                try:
+                    model = await model_name()
+                    return await unary_response(generation, model=model, timeout_s=config.request_timeout_s)
+                finally:
+                    finish()
+            sse = SSE_MEDIA_TYPE in request.headers.get("accept", "")
+            response = await stream_response(
+                generation,
+                sse=sse,
+                keepalive_s=config.sse_keepalive_s,
+                timeout_s=config.request_timeout_s,
+                on_close=finish,
+            )
+            handed_over = True
+            return response
+        finally:
+            if not handed_over:
+                lease.release()
+                release()
+
+    @app.post(_CAPABILITIES, response_model=CapabilitiesResponse)
+    async def capabilities(request: Request, caller: Caller = Depends(authenticator)) -> Response:
+        body = await read_body(request, config.max_body_bytes)
+        (await policy.admit(caller.hotkey_ss58)).release()
+        if body.strip():
+            _parse(CapabilitiesRequest, body)
+        try:
+            async with asyncio.timeout(config.request_timeout_s):
+                answer = await service.capabilities()
+        except TimeoutError:
+            raise GatewayError(504, "timeout", "the service did not describe itself in time") from None
+        except ServiceError as exc:
+            raise _from_service_error(exc) from None
+        capabilities_cache[:] = [answer]
+        return Response(answer.model_dump_json(), media_type="application/json")
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    # bittensor <= 10 dendrites (bt_header_* headers): a route placed before the ones above.
+    mount_legacy(
+        app, service, hotkey_ss58=hotkey_ss58, config=config, policy=policy, enter_in_flight=in_flight.enter,
+        model_name=model_name, metrics=metrics, nonce_store=legacy_nonce_store,
+    )  # fmt: skip
+    return app
+
+
+class _InFlight:
+    """Process-wide cap on Inference requests being served (503 ``overloaded`` beyond)."""
+
+    def __init__(self, config: GatewayConfig) -> None:
+        self._config = config
+        self.count = 0
+
+    def enter(self) -> Any:
+        if self.count >= self._config.max_in_flight:
+            raise GatewayError(
+                503,
+                "overloaded",
+                f"{self._config.max_in_flight} requests already in flight",
+                headers={"Retry-After": str(self._config.retry_after_s)},
+            )
+        self.count += 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self.count -= 1
+
+        return release
+
+
+def _start(service: InferenceService, request: InferenceRequest) -> Any:
+    try:
+        return service.infer(request)
+    except ServiceError as exc:
+        raise _from_service_error(exc) from None
+
+
+def _from_service_error(exc: ServiceError) -> GatewayError:
+    headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s is not None else None
+    return GatewayError(exc.status, exc.code, exc.message, headers=headers)
+
+
+def _parse(model: type[_M], body: bytes) -> _M:
+    """Validate a JSON body: 400 when it is not JSON, 422 naming the first invalid field."""
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False)
+        first = errors[0]
+        if first["type"] == "json_invalid":
+            raise GatewayError(400, "malformed_json", f"body is not valid JSON: {first['msg']}") from None
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise GatewayError(422, "invalid_request", f"{where}: {first['msg']}{more}") from None
+
+
+def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """OpenAPI request body for routes that parse their body themselves (after authentication)."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    async def on_gateway_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, GatewayError)
+        return error_response(exc.status, exc.code, exc.detail, exc.headers)
+
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 404:
+            return error_response(404, "not_found", f"no route {request.method} {request.url.path}")
+        if exc.status_code == 405:
+            return error_response(405, "method_not_allowed", f"{request.url.path} does not accept {request.method}")
+        return error_response(exc.status_code, "http_error", str(exc.detail), exc.headers)
+
+    async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(part) for part in first.get("loc", ())) or "request"
+        return error_response(422, "invalid_request", f"{where}: {first.get('msg')}")
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.opt(exception=exc).error("unhandled error on {} {}", request.method, request.url.path)
+        return error_response(500, "internal_error", "the miner failed to handle this request")
+
+    app.add_exception_handler(GatewayError, on_gateway_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,74 @@
+"""Prometheus metrics of one gateway app, registered on the registry it is given.
+
+A pure ASGI middleware counts every request by route, status and caller hotkey once the response
+has finished (streams included). Route labels are the known routes or ``other``, so unknown paths
+cannot grow the label set; caller labels are bounded by the metagraph.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["GatewayMetrics", "MetricsMiddleware"]
+
+_LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+class GatewayMetrics:
+    """The gateway's series; ``namespace`` prefixes every name."""
+
+    def __init__(self, registry: CollectorRegistry, *, namespace: str = "axongate_gateway") -> None:
+        self.registry = registry
+        self.requests = Counter(
+            "requests", "Requests answered, by route, status and caller hotkey.", ["route", "status", "caller"],
+            namespace=namespace, registry=registry,
+        )  # fmt: skip
+        self.latency_s = Histogram(
+            "request_seconds", "Time from request start to the end of the response.", ["route"],
+            namespace=namespace, registry=registry, buckets=_LATENCY_BUCKETS_S,
+        )  # fmt: skip
+        self.ttft_s = Histogram(
+            "ttft_seconds", "Time from accepting an Inference request to its first token.",
+            namespace=namespace, registry=registry, buckets=_LATENCY_BUCKETS_S,
+        )  # fmt: skip
+        self.tokens = Counter(
+            "completion_tokens", "Completion tokens served, by caller hotkey.", ["caller"],
+            namespace=namespace, registry=registry,
+        )  # fmt: skip
+        self.in_flight = Gauge("in_flight", "Inference requests being served.", namespace=namespace, registry=registry)
+
+
+class MetricsMiddleware:
+    """Count and time every HTTP request once its response is complete."""
+
+    def __init__(self, app: ASGIApp, *, metrics: GatewayMetrics, routes: Collection[str]) -> None:
+        self._app = app
+        self._metrics = metrics
+        self._routes = frozenset(routes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        start_s = time.perf_counter()
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self._app(scope, receive, send_with_status)
+        finally:
+            path = scope["path"]
+            route = path if path in self._routes else "other"
+            caller = scope.get("state", {}).get("caller")
+            hotkey = caller.hotkey_ss58 if caller is not None else "-"
+            self._metrics.requests.labels(route, str(status), hotkey).inc()
+            self._metrics.latency_s.labels(route).observe(time.perf_counter() - start_s)

@@ -1,0 +1,121 @@
+"""Rate, concurrency, in-flight and time limits; service failures; disconnects free the service."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+
+from gateway import BadRequest, GatewayConfig, Overloaded, PolicyConfig
+from protocol.client import QueryErrorCode
+
+
+async def test_rate_limit_answers_429_with_retry_after(start_gateway: Any, client: Any, kit: Any) -> None:
+    live = await start_gateway(policy_config=PolicyConfig(rate_per_s=0.5, burst=2))
+    results = [await client.infer(live.target, kit.prompt(), timeout_s=5) for _ in range(3)]
+    assert [r.ok for r in results] == [True, True, False]
+    assert results[2].status_code == 429 and "rate_limited" in results[2].message
+
+
+async def test_concurrency_limit_per_hotkey(
+    start_gateway: Any, client: Any, raw_http: httpx.AsyncClient, validator_keypair: Any, kit: Any
+) -> None:
+    gate = asyncio.Event()
+    live = await start_gateway(
+        kit.FakeService(chunks=kit.make_chunks(2), gate=gate),
+        policy_config=PolicyConfig(max_concurrent_per_hotkey=1),
+    )
+    first = asyncio.create_task(client.infer(live.target, kit.prompt(stream=True), timeout_s=10))
+    await asyncio.wait_for(live.service.first_yielded.wait(), 5)
+    body = kit.prompt().model_dump_json().encode()
+    headers = kit.signed_headers(validator_keypair, body, receiver_ss58=live.target.hotkey_ss58)
+    second = await raw_http.post(f"{live.base_url}/Inference", content=body, headers=headers)
+    assert second.status_code == 429
+    assert second.json()["error"] == "too_many_concurrent"
+    assert second.headers["retry-after"] == "1"
+    gate.set()
+    assert (await first).ok
+    assert (await client.infer(live.target, kit.prompt(), timeout_s=5)).ok  # the slot was released
+
+
+async def test_process_in_flight_cap_answers_503(start_gateway: Any, client: Any, kit: Any) -> None:
+    gate = asyncio.Event()
+    live = await start_gateway(
+        kit.FakeService(chunks=kit.make_chunks(2), gate=gate), config=GatewayConfig(port=0, max_in_flight=1)
+    )
+    first = asyncio.create_task(client.infer(live.target, kit.prompt(stream=True), timeout_s=10))
+    await asyncio.wait_for(live.service.first_yielded.wait(), 5)
+    second = await client.infer(live.target, kit.prompt(), timeout_s=5)
+    assert second.status_code == 503 and "overloaded" in second.message
+    gate.set()
+    assert (await first).ok
+
+
+async def test_unary_deadline_answers_504(start_gateway: Any, client: Any, kit: Any) -> None:
+    service = kit.FakeService(chunks=kit.make_chunks(3), delay_s=5)
+    live = await start_gateway(service, config=GatewayConfig(port=0, request_timeout_s=0.3))
+    result = await client.infer(live.target, kit.prompt(), timeout_s=5)
+    assert result.status_code == 504 and "timeout" in result.message
+    assert service.closed_early == 1  # the generation was stopped, not left running
+
+
+async def test_stream_deadline_ends_with_an_error_line(start_gateway: Any, client: Any, kit: Any) -> None:
+    service = kit.FakeService(chunks=kit.make_chunks(3), delay_s=5)
+    live = await start_gateway(service, config=GatewayConfig(port=0, request_timeout_s=0.3))
+    result = await client.infer(live.target, kit.prompt(stream=True), timeout_s=5)
+    assert result.error is QueryErrorCode.STREAM_ERROR
+    assert result.message.startswith("timeout:")
+    assert [tokens for _, tokens in result.chunk_arrivals] == [1]
+    assert service.closed_early == 1
+
+
+async def test_service_errors_map_to_statuses(start_gateway: Any, client: Any, kit: Any) -> None:
+    service = kit.FakeService(fail_with=BadRequest("prompt is 9000 tokens; the context holds 2048"))
+    live = await start_gateway(service)
+    result = await client.infer(live.target, kit.prompt(stream=True), timeout_s=5)
+    assert result.status_code == 400 and "bad_request: prompt is 9000 tokens" in result.message
+
+    service.fail_with = Overloaded("engine queue is full", retry_after_s=3)
+    result = await client.infer(live.target, kit.prompt(), timeout_s=5)
+    assert result.status_code == 503 and "overloaded: engine queue is full" in result.message
+
+
+async def test_unexpected_service_bug_is_500_without_internals_and_serving_continues(
+    start_gateway: Any, client: Any, kit: Any
+) -> None:
+    service = kit.FakeService(fail_with=kit.Boom("secret internal state /etc/passwd"))
+    live = await start_gateway(service)
+    for stream in (False, True):
+        result = await client.infer(live.target, kit.prompt(stream=stream), timeout_s=5)
+        assert result.status_code == 500
+        assert "internal_error" in result.message and "secret" not in result.message
+    service.fail_with = None
+    assert (await client.infer(live.target, kit.prompt(), timeout_s=5)).ok
+
+
+async def test_error_after_stream_started_is_a_final_error_line(start_gateway: Any, client: Any, kit: Any) -> None:
+    service = kit.FakeService(chunks=kit.make_chunks(3), fail_after=kit.Boom("kaput"))
+    live = await start_gateway(service)
+    result = await client.infer(live.target, kit.prompt(stream=True), timeout_s=5)
+    assert result.error is QueryErrorCode.STREAM_ERROR
+    assert result.message.startswith("internal_error:") and "kaput" not in result.message
+    assert len(result.chunk_arrivals) == 1
+
+
+async def test_client_disconnect_closes_the_service_stream(
+    start_gateway: Any, raw_http: httpx.AsyncClient, validator_keypair: Any, kit: Any
+) -> None:
+    gate = asyncio.Event()
+    service = kit.FakeService(chunks=kit.make_chunks(3), gate=gate)
+    live = await start_gateway(service)
+    body = kit.prompt(stream=True).model_dump_json().encode()
+    headers = kit.signed_headers(validator_keypair, body, receiver_ss58=live.target.hotkey_ss58)
+    async with raw_http.stream("POST", f"{live.base_url}/Inference", content=body, headers=headers) as response:
+        assert response.status_code == 200
+        await anext(response.aiter_lines())
+    for _ in range(100):
+        if service.closed_early:
+            break
+        await asyncio.sleep(0.02)
+    assert service.closed_early == 1 and service.finished == 0

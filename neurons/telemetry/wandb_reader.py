@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["find_run_file", "read_history", "read_records"]
+__all__ = ["find_run_file", "read_config", "read_history", "read_records"]
 
 _HEADER = b":W&B"
 _FILE_HEADER_BYTES = 7
@@ -80,13 +80,30 @@ def read_records(path: Path) -> list[Any]:
     return records
 
 
-def read_history(run: Path) -> list[dict[str, Any]]:
-    """The logged history rows (one dict per ``run.log`` step) of a run folder or ``.wandb`` file."""
+def _run_file(run: Path) -> Path:
     path = Path(run)
-    if path.is_dir():
-        path = find_run_file(path)
+    return find_run_file(path) if path.is_dir() else path
+
+
+def read_config(run: Path) -> dict[str, Any]:
+    """The run's config (given at start and updated later) of a run folder or ``.wandb`` file."""
+    config: dict[str, Any] = {}
+    for record in read_records(_run_file(run)):
+        kind = record.WhichOneof("record_type")
+        updates = record.run.config.update if kind == "run" else record.config.update if kind == "config" else ()
+        for item in updates:
+            key = ".".join(item.nested_key) if item.nested_key else item.key
+            config[key] = json.loads(item.value_json)
+    return config
+
+
+def read_history(run: Path) -> list[dict[str, Any]]:
+    """The logged history rows (one dict per ``run.log`` step) of a run folder or ``.wandb`` file.
+
+    Nested values (a logged table's reference, for instance) come back flattened with dotted keys.
+    """
     rows = []
-    for record in read_records(path):
+    for record in read_records(_run_file(run)):
         if record.WhichOneof("record_type") != "history":
             continue
         row: dict[str, Any] = {}

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import bittensor as bt
 from bittensor.result import BittensorError, ChainError, ErrorCode, ExtrinsicResult, RpcConnectionError
 from bittensor.signing import public_view
+from bittensor.sp_core import KeyfileError
 
 from protocol.errors import ConfigError
 
@@ -264,6 +265,8 @@ class SdkChain:
             )
         except FileNotFoundError as exc:
             raise ConfigError(f"wallet key file missing: {exc.filename or exc}") from exc
+        except KeyfileError as exc:
+            raise ConfigError(f"cannot unlock the wallet's hotkey: {exc}") from exc
         except TimeoutError:
             return _failed(
                 ChainErrorCode.UNAVAILABLE,

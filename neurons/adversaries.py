@@ -12,7 +12,7 @@ drops into a real miner (gateway and all) in place of the honest engine:
 - :class:`TruncatingEngine`: stops early, reporting ``length`` or claiming ``stop`` without EOS;
 - :class:`ReplayEngine`: answers every request with the first answer it generated (a cache);
 - :class:`SlowEngine`: pauses before every chunk (too slow, or past the validator's deadline);
-- :class:`BufferingEngine`: generates everything, then flushes the whole stream at once.
+- :class:`BufferingEngine`: sends the first token at once, then holds the rest and flushes it at the end.
 """
 
 from __future__ import annotations
@@ -176,7 +176,8 @@ class SlowEngine(_Wrapper):
 
 
 class BufferingEngine(_Wrapper):
-    """Honest output, held back until ``hold_s`` after the request started, then flushed at once."""
+    """Sends the first chunk at once (a flattering time to first token), holds the rest back until
+    ``hold_s`` after the request started, then flushes it in one go: a stream that is not one."""
 
     def __init__(self, inner: Engine, *, hold_s: float) -> None:
         super().__init__(inner)
@@ -184,9 +185,14 @@ class BufferingEngine(_Wrapper):
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[TokenChunk]:
         start = time.monotonic()
-        chunks = await self._honest(request)
+        async with contextlib.aclosing(self._inner.generate(request)) as stream:
+            first = await anext(stream, None)
+            if first is None:
+                return
+            yield first
+            rest = [chunk async for chunk in stream]
         await asyncio.sleep(max(0.0, self._hold_s - (time.monotonic() - start)))
-        for chunk in chunks:
+        for chunk in rest:
             yield chunk
 
 

@@ -11,6 +11,7 @@ from neurons.scoring.verify import (
     check_scored,
     precheck,
     required_top_k,
+    scaled_mass_above,
     verify,
 )
 
@@ -28,6 +29,7 @@ __all__ = [
     "compute_rewards",
     "precheck",
     "required_top_k",
+    "scaled_mass_above",
     "update_ema",
     "verify",
     "verify_answer",

@@ -44,7 +44,9 @@ async def verify_answer(engine: Engine, request: InferenceRequest, result: Answe
     if failed is not None or response is None:
         return failed or Verdict(False, VerdictReason.NO_RESPONSE, "no response")
     positions = await engine.score(prompt_ids, response.token_ids, required_top_k(request, config))
-    return check_scored(request, response, positions, eos_ids=info.eos_token_ids, config=config)
+    return check_scored(
+        request, response, positions, eos_ids=info.eos_token_ids, vocab_size=info.vocab_size, config=config
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,13 +15,12 @@ miner's token ids through its own copy of the model (``Engine.score``), and hand
    - temperature 0: every token is the argmax, unless within ``greedy_margin_nats`` of it (a near
      tie another engine may break differently). Skipping an EOS argmax is reported as EOS avoidance.
    - temperature > 0: a token ranked beyond ``top_k`` (beyond ``filter_margin_nats`` of the k-th) was
-     not sampled; for ``temperature <= 1`` a token with provably ``>= top_p + nucleus_slack`` of the
-     temperature-scaled mass ranked above it was not sampled. The bound uses ``p_T(j) >= p(j)**(1/T)``
-     (true for ``T <= 1`` because ``sum_j p(j)**(1/T) <= 1``) and ignores alternatives within
-     ``filter_margin_nats`` of the token, so numerics can only make the check more lenient.
+     not sampled; a token with provably ``>= top_p + nucleus_slack`` of the temperature-scaled mass
+     ranked above it was not sampled (a lower bound from the top alternatives, ignoring those within
+     ``filter_margin_nats`` of the token: see :func:`scaled_mass_above`).
 6. Logprobs: each claimed raw logprob within ``max_logprob_error_nats`` of the validator's, and the
    mean error within ``mean_logprob_error_nats``.
-7. EOS avoidance at ``0 < temperature <= 1``: the probability of honestly not sampling EOS at every
+7. EOS avoidance at temperature > 0: the probability of honestly not sampling EOS at every
    position must be at least ``eos_avoidance_min_prob``. It is over-estimated (each ``p_T(EOS)`` is
    under-estimated from the validator's EOS logprob minus ``eos_logprob_slack_nats``), so an honest
    miner on another engine fails with at most that probability.
@@ -52,6 +51,7 @@ __all__ = [
     "check_scored",
     "precheck",
     "required_top_k",
+    "scaled_mass_above",
     "verify",
 ]
 
@@ -127,7 +127,7 @@ def verify(
     response = result.response
     if failed is not None or response is None:
         return failed or Verdict(False, VerdictReason.NO_RESPONSE, "no response")
-    return check_scored(challenge, response, positions, eos_ids=eos_ids, config=config)
+    return check_scored(challenge, response, positions, eos_ids=eos_ids, vocab_size=vocab_size, config=config)
 
 
 def precheck(
@@ -166,6 +166,7 @@ def check_scored(
     positions: Sequence[ScoredPosition],
     *,
     eos_ids: Collection[int],
+    vocab_size: int,
     config: ScoringConfig,
 ) -> Verdict:
     """Checks 5-7 (ranks and filters, logprobs, EOS avoidance) on a response that passed :func:`precheck`.
@@ -184,7 +185,7 @@ def check_scored(
         "mean_logprob_error": math.fsum(errors) / n,
         "worst_rank": max(p.rank for p in positions),
     }
-    ranked = _check_ranks(challenge, positions, eos_ids=eos_ids, config=config)
+    ranked = _check_ranks(challenge, positions, eos_ids=eos_ids, vocab_size=vocab_size, config=config)
     if ranked is not None:
         reason, detail, where = ranked
         return Verdict(False, reason, detail, position=where, **stats)
@@ -198,7 +199,7 @@ def check_scored(
     if stats["mean_logprob_error"] > config.mean_logprob_error_nats:
         detail = f"mean logprob error {stats['mean_logprob_error']:.4f} > {config.mean_logprob_error_nats}"
         return Verdict(False, VerdictReason.LOGPROB_MISMATCH, detail, **stats)
-    avoided = _eos_avoidance_log_prob(challenge, positions, eos_ids=eos_ids, config=config)
+    avoided = _eos_avoidance_log_prob(challenge, positions, eos_ids=eos_ids, vocab_size=vocab_size, config=config)
     if avoided < math.log(config.eos_avoidance_min_prob):
         detail = f"honest chance of never sampling a likely EOS is below e^{avoided:.1f}"
         return Verdict(False, VerdictReason.EOS_AVOIDED, detail, **stats)
@@ -294,8 +295,45 @@ def buffered_stream(chunk_arrivals: Sequence[tuple[float, int]], config: Scoring
     return span <= 0 or (head_s - first_s) > config.burst_late_fraction * span
 
 
+def _scaled_norm_upper(top_logprobs: Sequence[float], a: float, vocab_size: int) -> float:
+    """Upper bound on ``Z = sum_j p_j**a`` over the vocabulary, from the top alternatives' raw logprobs."""
+    known = math.fsum(math.exp(a * lp) for lp in top_logprobs)
+    rest_mass = max(0.0, 1.0 - math.fsum(math.exp(lp) for lp in top_logprobs))
+    p_min = math.exp(min(top_logprobs))
+    unseen = max(0, vocab_size - len(top_logprobs))
+    if a >= 1.0:
+        rest = rest_mass * p_min ** (a - 1.0)
+    else:
+        rest = min(unseen ** (1.0 - a) * rest_mass**a, unseen * p_min**a)
+    return known + rest
+
+
+def scaled_mass_above(pos: ScoredPosition, temperature: float, vocab_size: int, margin_nats: float) -> float:
+    """Lower bound on the temperature-scaled probability mass ranked above ``pos.token_id``.
+
+    Counts the alternatives whose raw logprob exceeds the token's by more than ``margin_nats`` (so a
+    near-tie that another engine may order differently never counts), divided by an upper bound on
+    the scaled normaliser ``Z = sum_j p_j**(1/T)``: the known alternatives exactly, the unseen rest
+    (raw mass ``R``, each at most the smallest known ``p_min``) at most ``R * p_min**(1/T - 1)`` when
+    ``T <= 1``, or ``min(N**(1 - 1/T) * R**(1/T), N * p_min**(1/T))`` over ``N`` unseen tokens when ``T > 1``.
+    Top-k filtering before top-p only renormalises over fewer tokens, which can only raise the mass.
+    """
+    if not pos.top_logprobs or temperature <= 0:
+        return 0.0
+    a = 1.0 / temperature
+    above = math.fsum(math.exp(a * lp) for lp in pos.top_logprobs if lp > pos.logprob + margin_nats)
+    if above == 0.0:
+        return 0.0
+    return min(1.0, above / _scaled_norm_upper(pos.top_logprobs, a, vocab_size))
+
+
 def _check_ranks(
-    challenge: InferenceRequest, positions: Sequence[ScoredPosition], *, eos_ids: Collection[int], config: ScoringConfig
+    challenge: InferenceRequest,
+    positions: Sequence[ScoredPosition],
+    *,
+    eos_ids: Collection[int],
+    vocab_size: int,
+    config: ScoringConfig,
 ) -> tuple[VerdictReason, str, int] | None:
     temperature, top_k, top_p = challenge.temperature, challenge.top_k, challenge.top_p
     for i, pos in enumerate(positions):
@@ -316,10 +354,8 @@ def _check_ranks(
                 within = False
             if not within:
                 return VerdictReason.FILTER_VIOLATION, f"position {i}: rank {pos.rank} outside top_k={top_k}", i
-        if top_p < 1.0 and temperature <= 1.0:
-            above = math.fsum(
-                math.exp(lp / temperature) for lp in pos.top_logprobs if lp > pos.logprob + config.filter_margin_nats
-            )
+        if top_p < 1.0:
+            above = scaled_mass_above(pos, temperature, vocab_size, config.filter_margin_nats)
             if above >= top_p + config.nucleus_slack:
                 detail = f"position {i}: at least {above:.3f} of the mass ranks above the token, top_p={top_p}"
                 return VerdictReason.FILTER_VIOLATION, detail, i
@@ -327,11 +363,16 @@ def _check_ranks(
 
 
 def _eos_avoidance_log_prob(
-    challenge: InferenceRequest, positions: Sequence[ScoredPosition], *, eos_ids: Collection[int], config: ScoringConfig
+    challenge: InferenceRequest,
+    positions: Sequence[ScoredPosition],
+    *,
+    eos_ids: Collection[int],
+    vocab_size: int,
+    config: ScoringConfig,
 ) -> float:
     """log of an upper bound on the chance that honest sampling skipped EOS wherever the miner did."""
     temperature, top_k, top_p = challenge.temperature, challenge.top_k, challenge.top_p
-    if temperature == 0 or temperature > 1.0:
+    if temperature == 0:
         return 0.0
     total = 0.0
     for pos in positions:
@@ -340,7 +381,9 @@ def _eos_avoidance_log_prob(
         for rank, (tid, lp) in enumerate(zip(pos.top_ids, pos.top_logprobs, strict=False), start=1):
             if tid not in eos_ids or (top_k and rank > top_k):
                 continue
-            p_low = math.exp((lp - config.eos_logprob_slack_nats) / temperature)
-            if p_low > 1.0 - top_p:
+            a = 1.0 / temperature
+            eos_lp = lp - config.eos_logprob_slack_nats  # room for another engine's numerics
+            p_low = math.exp(a * eos_lp) / _scaled_norm_upper(pos.top_logprobs, a, vocab_size)
+            if p_low > 1.0 - top_p:  # otherwise EOS might lie outside the nucleus and be unsampleable
                 total += math.log1p(-min(p_low, 1.0 - 1e-12))
     return total

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import statistics
 import sys
 import time
@@ -29,7 +28,7 @@ from neurons.challenges import ChallengeGenerator
 from neurons.engines.config import EngineConfig
 from neurons.engines.hf import HfEngine
 from neurons.models import resolve_model
-from neurons.scoring import ScoringConfig, answer_locally, required_top_k, verify
+from neurons.scoring import ScoringConfig, answer_locally, required_top_k, scaled_mass_above, verify
 from neurons.settings import default_home
 from protocol.synapses import InferenceRequest
 
@@ -78,7 +77,7 @@ async def _calibrate(args: argparse.Namespace) -> dict:
         tokens += len(ids)
         for claimed, pos in zip(local.response.logprobs, positions, strict=True):
             errors.append(abs(claimed - pos.logprob))
-            _collect(request, pos, greedy_gaps, topk_excess, nucleus_ratio)
+            _collect(request, pos, info.vocab_size, config, greedy_gaps, topk_excess, nucleus_ratio)
     await validator.aclose()
     if miner is not validator:
         await miner.aclose()
@@ -96,15 +95,15 @@ async def _calibrate(args: argparse.Namespace) -> dict:
     }
 
 
-def _collect(request: InferenceRequest, pos, greedy_gaps, topk_excess, nucleus_ratio) -> None:
+def _collect(request: InferenceRequest, pos, vocab_size, config, greedy_gaps, topk_excess, nucleus_ratio) -> None:
     if request.temperature == 0:
         if pos.rank > 1 and pos.top_logprobs:
             greedy_gaps.append(pos.top_logprobs[0] - pos.logprob)
         return
     if request.top_k and pos.rank > request.top_k and len(pos.top_logprobs) >= request.top_k:
         topk_excess.append(pos.top_logprobs[request.top_k - 1] - pos.logprob)
-    if request.top_p < 1.0 and request.temperature <= 1.0:
-        above = math.fsum(math.exp(lp / request.temperature) for lp in pos.top_logprobs if lp > pos.logprob)
+    if request.top_p < 1.0:
+        above = scaled_mass_above(pos, request.temperature, vocab_size, config.filter_margin_nats)
         nucleus_ratio.append(above / request.top_p)
 
 

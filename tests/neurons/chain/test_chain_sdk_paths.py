@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import bittensor as bt
+import pytest
 from bittensor._generated import calls
 from chain_helpers import NETUID, Subnet, chain_state
 
-from neurons.chain import ChainErrorCode
+from neurons.chain import ChainConfig, ChainErrorCode, open_chain
+from neurons.chain.localnet import LocalnetParams, init_localnet
 from neurons.chain.sdk import SdkChain
 
 
@@ -37,8 +41,8 @@ async def test_set_weights_then_rate_limited_then_read_back(chain: SdkChain, sub
 
     weights = await chain.weights()
     assert set(weights) == {0}
-    assert weights[0][1] == pytest_approx(0.25)
-    assert weights[0][2] == pytest_approx(0.75)
+    assert weights[0][1] == pytest.approx(0.25, abs=1e-4)
+    assert weights[0][2] == pytest.approx(0.75, abs=1e-4)
 
     subnet.clock.advance_blocks(await chain.weights_rate_limit())
     third = await chain.set_weights(subnet.validator, {1: 1.0, 3: 1.0})
@@ -131,7 +135,14 @@ async def test_epoch_scores_follow_the_validators_weights(chain: SdkChain, subne
     assert graph.by_uid(0) is not None and round(graph.by_uid(0).dividends, 3) == 1.0
 
 
-def pytest_approx(value: float) -> object:
-    import pytest
-
-    return pytest.approx(value, abs=1e-4)
+async def test_blocks_advance_with_wall_clock(tmp_path: Path) -> None:
+    path = tmp_path / "fast.sqlite"
+    init_localnet(path, LocalnetParams(block_time_s=0.1))
+    async with await open_chain(ChainConfig(localnet_path=path), tmp_path) as chain:
+        start = await chain.block()
+        header = await chain.client.wait_for_block(start + 2, timeout=10)
+        assert header.number == start + 2
+        assert await chain.block() >= start + 2
+        info = await chain.client.block_info(start + 1)
+        assert info is not None and info.number == start + 1
+        assert await chain.client.block_time() == 0.1

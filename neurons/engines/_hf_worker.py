@@ -114,6 +114,12 @@ class ModelWorker:
         with self._cond:
             self._cond.notify()
 
+    def in_flight(self) -> int:
+        """Requests admitted or queued and not yet finished or cancelled."""
+        with self._cond:
+            jobs: list[GenerateJob | ScoreJob] = [*self._active, *self._pending, *self._scores]
+        return sum(not job.cancelled.is_set() for job in jobs)
+
     def close(self, timeout_s: float = 30.0) -> None:
         """Stop the thread after the current step; fails queued and active requests. Idempotent."""
         with self._cond:

@@ -99,6 +99,11 @@ class HfEngine:
     def info(self) -> EngineInfo:
         return self._info
 
+    @property
+    def requests_in_flight(self) -> int:
+        """Generate and score requests running or queued (for metrics; not part of the ``Engine`` seam)."""
+        return self._worker.in_flight()
+
     def encode_chat(self, messages: Sequence[ChatMessage]) -> list[int]:
         """Apply the chat template with a generation prompt; thread-safe."""
         conversation = [{"role": m.role, "content": m.content} for m in messages]

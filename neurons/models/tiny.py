@@ -10,10 +10,9 @@ is stable.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
+
+from neurons.models._fsutil import exclusive_lock, publish_dir, staging_dir
 
 __all__ = ["TINY_CONTEXT_LENGTH", "TINY_MARKER", "build_tiny_model"]
 
@@ -41,22 +40,20 @@ def build_tiny_model(path: Path) -> Path:
     """Write the tiny model (weights, tokenizer, chat template) to ``path`` and return it.
 
     Idempotent: a folder that already carries the completion marker is returned untouched. The
-    build goes to a sibling temporary folder that is renamed into place, so an interrupted build
-    never leaves a folder that looks complete.
+    build goes to a sibling staging folder that is renamed into place under a file lock, so an
+    interrupted build never leaves a folder that looks complete and parallel builds do not clash.
     """
-    path = Path(path)
+    path = Path(path).expanduser()
     if (path / TINY_MARKER).is_file():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
-    try:
-        _write_tiny_model(staging)
-        (staging / TINY_MARKER).write_text(json.dumps({"kind": "tiny-llama", "version": 1}) + "\n")
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(staging, path)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with exclusive_lock(path.parent / f".{path.name}.lock"):
+        if (path / TINY_MARKER).is_file():
+            return path
+        with staging_dir(path) as staging:
+            _write_tiny_model(staging)
+            (staging / TINY_MARKER).write_text(json.dumps({"kind": "tiny-llama", "version": 1}) + "\n")
+            publish_dir(staging, path)
     return path
 
 
@@ -108,5 +105,13 @@ def _write_tiny_model(folder: Path) -> None:
         model.lm_head.weight.mul_(25.0)
     model.generation_config.eos_token_id = eos_id
     model.generation_config.pad_token_id = eos_id
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()

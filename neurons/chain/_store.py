@@ -126,9 +126,10 @@ def connect(path: Path) -> sqlite3.Connection:
 
 
 def create_schema(conn: sqlite3.Connection, meta: dict[str, str]) -> None:
-    """Create the tables and the ``meta`` rows in one transaction (all or nothing)."""
-    rows = "".join(f"INSERT INTO meta VALUES ('{key}', '{value}');\n" for key, value in meta.items())
-    conn.executescript("BEGIN IMMEDIATE;\n" + _SCHEMA + rows + "COMMIT;")
+    """Create the tables, then the ``meta`` rows (callers build the file under a temporary name)."""
+    conn.executescript("BEGIN IMMEDIATE;\n" + _SCHEMA + "\nCOMMIT;")
+    with write_transaction(conn):
+        conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", list(meta.items()))
 
 
 @contextmanager

@@ -121,3 +121,32 @@ async def test_public_ips_only_when_the_subnet_says_so(tmp_path, wallets) -> Non
         assert (await chain.serve_axon(subnet.miners[0], "93.184.216.34", 8091)).success
         moved = await chain.serve_axon(subnet.miners[0], "93.184.216.34", 8092)
         assert moved.error is ChainErrorCode.RATE_LIMITED and moved.error_name == "ServingRateLimitExceeded"
+
+
+async def test_subnet_rules_on_weights(tmp_path, wallets) -> None:
+    import bittensor as bt
+
+    from neurons.chain import ChainConfig
+    from neurons.chain.localnet import LocalnetSubstrate
+
+    subnet = make_subnet(tmp_path, wallets, max_weight_limit=0.5, weights_version_key=7, min_allowed_weights=2)
+    client = bt.Client("local", substrate=LocalnetSubstrate(subnet.path, now=subnet.clock))
+    await client.connect()
+    async with SdkChain(client, ChainConfig(localnet_path=subnet.path, weights_version_key=7), label="rules") as chain:
+        before = chain_state(subnet.path)
+        stale = await chain.set_weights(subnet.validator, {1: 1.0, 2: 1.0}, version_key=6)
+        assert stale.error is ChainErrorCode.VERSION_KEY and "older than the subnet's 7" in stale.message
+        too_few = await chain.set_weights(subnet.validator, {1: 1.0})
+        assert too_few.error is ChainErrorCode.INVALID_WEIGHTS and "at least 2" in too_few.message
+        no_permit = await chain.set_weights(subnet.miners[0], {2: 1.0, 3: 1.0})
+        assert no_permit.error is ChainErrorCode.NO_VALIDATOR_PERMIT
+        raw = calls.SubtensorModule.set_mechanism_weights(
+            netuid=NETUID, mecid=0, dests=[1, 2], weights=[65535, 1000], version_key=7
+        )
+        concentrated = await client.submit_call(raw, subnet.validator, signer="hotkey", wait_for_finalization=False)
+        assert concentrated.error is not None and concentrated.error.name == "MaxWeightExceeded"
+        assert chain_state(subnet.path) == before
+
+        clipped = await chain.set_weights(subnet.validator, {1: 9.0, 2: 1.0, 3: 1.0})  # the SDK clips to 0.5
+        assert clipped.success, clipped.message
+        assert max((await chain.weights())[0].values()) <= 0.5 + 1e-4

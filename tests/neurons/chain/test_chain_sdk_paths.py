@@ -146,3 +146,14 @@ async def test_blocks_advance_with_wall_clock(tmp_path: Path) -> None:
         info = await chain.client.block_info(start + 1)
         assert info is not None and info.number == start + 1
         assert await chain.client.block_time() == 0.1
+
+
+def test_localnet_implements_every_substrate_member() -> None:
+    from bittensor._substrate import Substrate
+
+    from neurons.chain.localnet import LocalnetSubstrate
+
+    members = {name for name in vars(Substrate) if not name.startswith("_")} | set(Substrate.__annotations__)
+    missing = sorted(m for m in members if not hasattr(LocalnetSubstrate, m) and m != "token_symbols")
+    assert missing == []
+    assert LocalnetSubstrate(Path("unused")).token_symbols == {}

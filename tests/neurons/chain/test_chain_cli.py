@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import stat
 from pathlib import Path
@@ -12,8 +11,8 @@ import pytest
 
 import neurons.chain as chain_package
 from neurons import wallets
-from neurons.chain import cli as chain_cli
 from neurons.chain.localnet import load_localnet_params
+from neurons.cli import main
 from neurons.settings import WalletConfig
 from protocol.errors import ConfigError
 
@@ -21,13 +20,8 @@ REPO = Path(__file__).parents[3]
 
 
 def run(*argv: str) -> int:
-    """Parse and dispatch like ``neurons.cli.main`` does, with only this part's command groups."""
-    parser = argparse.ArgumentParser(prog="axongate")
-    subparsers = parser.add_subparsers(dest="command", required=True)
-    chain_cli.add_commands(subparsers)
-    wallets.add_commands(subparsers)
-    args = parser.parse_args(argv)
-    return args.func(args)
+    """The ``axongate`` entry point, in process."""
+    return main(list(argv))
 
 
 def test_local_setup_from_scratch(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -61,23 +55,28 @@ def test_local_setup_from_scratch(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert status["neurons"][0]["hotkey"] == validator.hotkey.ss58_address
 
 
-def test_init_refuses_to_replace_a_chain(tmp_path: Path) -> None:
+def test_init_refuses_to_replace_a_chain(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run("localnet", "init", "--path", str(tmp_path / "c.sqlite")) == 0
-    with pytest.raises(chain_package.LocalnetError, match=r"already exists.*--overwrite"):
-        run("localnet", "init", "--path", str(tmp_path / "c.sqlite"))
+    assert run("localnet", "init", "--path", str(tmp_path / "c.sqlite")) == 2
+    assert "already exists" in capsys.readouterr().err
     assert run("localnet", "init", "--path", str(tmp_path / "c.sqlite"), "--overwrite") == 0
 
 
-def test_status_without_a_chain_names_the_fix(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="axongate localnet init"):
-        run("localnet", "status", "--home", str(tmp_path))
+def test_errors_name_the_fix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run("localnet", "status", "--home", str(tmp_path)) == 2
+    assert "create it with `axongate localnet init`" in capsys.readouterr().err
+    assert run("localnet", "status", "--network", "ws://127.0.0.1:1") == 2
+    assert "cannot connect to ws://127.0.0.1:1" in capsys.readouterr().err
+    assert run("localnet", "register", "--path", str(tmp_path / "none.sqlite"), "--wallet-path", str(tmp_path)) == 2
+    assert f"hotkey file not found at {tmp_path / 'default' / 'hotkeys' / 'default'}" in capsys.readouterr().err
 
 
-def test_bad_localnet_config_names_the_field(tmp_path: Path) -> None:
+def test_bad_localnet_config_names_the_field(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "bad.toml"
     config.write_text("tempo = 0\nblock_time = 2\n")
-    with pytest.raises(chain_package.LocalnetError, match=r"tempo: .*greater than or equal to 1.*block_time: Extra"):
-        run("localnet", "init", "--path", str(tmp_path / "c.sqlite"), "--config", str(config))
+    assert run("localnet", "init", "--path", str(tmp_path / "c.sqlite"), "--config", str(config)) == 2
+    err = capsys.readouterr().err
+    assert "tempo: Input should be greater than or equal to 1" in err and "block_time: Extra inputs" in err
 
 
 def test_wallet_create_keeps_existing_keys(tmp_path: Path) -> None:
@@ -99,10 +98,10 @@ def test_load_wallet_names_the_missing_file(tmp_path: Path) -> None:
     assert loaded.hotkey.ss58_address == created.hotkey.ss58_address
 
 
-def test_password_variable_must_be_set(tmp_path: Path) -> None:
+def test_password_variable_must_be_set(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # Encrypting a coldkey costs seconds of key derivation, so only the refusal path runs here.
-    with pytest.raises(ConfigError, match="UNSET_VAR"):
-        run("wallet", "create", "--name", "enc", "--path", str(tmp_path), "--password-env", "UNSET_VAR")
+    assert run("wallet", "create", "--name", "enc", "--path", str(tmp_path), "--password-env", "UNSET_VAR") == 2
+    assert "--password-env UNSET_VAR: the variable is unset or empty" in capsys.readouterr().err
     assert not (tmp_path / "enc").exists()
 
 

@@ -59,6 +59,11 @@ class WandbRun:
         """The run's folder (for offline runs: what ``wandb sync`` takes); stays valid after :meth:`finish`."""
         self.run_id = str(run.id)
 
+    @staticmethod
+    def mode_for(api_key: str | None) -> str:
+        """``"online"`` when an API key is configured, else ``"offline"`` (nothing leaves the machine)."""
+        return "online" if api_key else "offline"
+
     @classmethod
     def start(
         cls,
@@ -75,7 +80,7 @@ class WandbRun:
         import wandb
 
         key = api_key or os.environ.get("WANDB_API_KEY")
-        mode = "online" if key else "offline"
+        mode = cls.mode_for(key)
         if key:
             wandb.login(key=key, verify=False)
         directory = Path(directory)

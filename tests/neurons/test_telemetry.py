@@ -54,6 +54,12 @@ def test_offline_run_logs_each_step_and_reads_back(tmp_path: Path, offline: None
         run.log_step(3, [])
 
 
+def test_online_only_with_an_api_key() -> None:
+    assert WandbRun.mode_for(None) == "offline"
+    assert WandbRun.mode_for("") == "offline"
+    assert WandbRun.mode_for("0123456789abcdef") == "online"
+
+
 def test_reader_rejects_a_file_that_is_not_a_wandb_run(tmp_path: Path) -> None:
     bogus = tmp_path / "run-x.wandb"
     bogus.write_bytes(b"hello")

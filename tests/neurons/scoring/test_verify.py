@@ -7,9 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from neurons.engines.base import ScoredPosition
-from neurons.scoring import ScoringConfig, VerdictReason, buffered_stream, verify
+from neurons.scoring import ScoringConfig, VerdictReason, buffered_stream, scaled_mass_above, verify
 from protocol.synapses import ChatMessage, FinishReason, InferenceRequest, InferenceResponse, Usage
 
 EOS = 2
@@ -205,3 +207,48 @@ def test_a_stream_flushed_at_the_end_is_buffered_and_a_steady_one_is_not() -> No
 def test_short_or_fast_streams_are_not_judged_for_bursts() -> None:
     assert not buffered_stream(((2.0, 10),), CONFIG)  # too few tokens
     assert not buffered_stream(((0.2, 40),), CONFIG)  # too fast to matter
+
+
+def test_low_temperature_nucleus_bound_uses_the_scaled_normaliser() -> None:
+    # Raw top-3 of 0.34/0.21/0.18; at T = 0.36 these dominate the scaled distribution, so a token at
+    # logprob -11 has nearly all the scaled mass above it although p**(1/T) alone sums to only ~0.07.
+    top = [(9, math.log(0.34)), (3, math.log(0.21)), (4, math.log(0.18)), (5, -11.0)]
+    pos = position(5, -11.0, rank=124, top=top)
+    above = scaled_mass_above(pos, 0.36, VOCAB, CONFIG.filter_margin_nats)
+    assert 0.97 < above <= 1.0
+    req = request(temperature=0.36, top_p=0.92)
+    positions = [pos, *POSITIONS[1:]]
+    claimed = [p.logprob for p in positions]
+    assert run(req, answer(IDS, claimed, FinishReason.LENGTH), positions).reason is VerdictReason.FILTER_VIOLATION
+
+
+def test_scaled_mass_above_is_a_lower_bound_at_high_temperature() -> None:
+    # Exact scaled mass for a fully known distribution, compared with the bound from its top-2.
+    probs = [0.5, 0.3] + [0.2 / 98] * 98
+    temperature = 1.5
+    scaled = [p ** (1 / temperature) for p in probs]
+    exact_above_third = (scaled[0] + scaled[1]) / sum(scaled)
+    top = [(0, math.log(probs[0])), (1, math.log(probs[1]))]
+    bound = scaled_mass_above(position(2, math.log(probs[2]), rank=3, top=top), temperature, 100, 0.0)
+    assert 0.0 < bound <= exact_above_third + 1e-12
+    assert scaled_mass_above(position(0, math.log(0.5), top=top), temperature, 100, 0.0) == 0.0
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    logits=st.lists(st.floats(-8.0, 8.0), min_size=5, max_size=60),
+    temperature=st.floats(0.2, 2.0),
+    k=st.integers(1, 20),
+    token_rank=st.integers(1, 60),
+)
+def test_scaled_mass_above_never_exceeds_the_exact_mass(logits, temperature, k, token_rank) -> None:
+    """The filter check may only fail tokens that provably lie outside the nucleus."""
+    z = math.log(math.fsum(math.exp(x) for x in logits))
+    logprobs = sorted((x - z for x in logits), reverse=True)
+    token_rank = min(token_rank, len(logprobs))
+    token_lp = logprobs[token_rank - 1]
+    scaled = [math.exp(lp / temperature) for lp in logprobs]
+    exact = math.fsum(s for s, lp in zip(scaled, logprobs, strict=True) if lp > token_lp) / math.fsum(scaled)
+    top = [(i, lp) for i, lp in enumerate(logprobs[:k])]
+    pos = position(token_rank - 1, token_lp, rank=token_rank, top=top)
+    assert scaled_mass_above(pos, temperature, len(logprobs), 0.0) <= exact + 1e-9

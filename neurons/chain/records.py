@@ -80,6 +80,14 @@ class ChainWriteResult:
     extrinsic_id: str | None = None
     """``"<block>-<index>"`` of the included extrinsic."""
 
+    @property
+    def retryable(self) -> bool:
+        """True when the same write may succeed if simply retried (the chain was unreachable).
+
+        Rate limits need waiting, not retrying; every other refusal fails identically again.
+        """
+        return not self.success and self.error is ChainErrorCode.UNAVAILABLE
+
     def raise_for_failure(self) -> None:
         if not self.success:
             raise ChainWriteError(self.error or ChainErrorCode.REJECTED, self.message)

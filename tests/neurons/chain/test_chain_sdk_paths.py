@@ -157,3 +157,21 @@ def test_localnet_implements_every_substrate_member() -> None:
     missing = sorted(m for m in members if not hasattr(LocalnetSubstrate, m) and m != "token_symbols")
     assert missing == []
     assert LocalnetSubstrate(Path("unused")).token_symbols == {}
+
+
+async def test_only_unreachable_chain_is_retryable(subnet: Subnet) -> None:
+    from neurons.chain.localnet import LocalnetSubstrate
+
+    client = bt.Client("local", substrate=LocalnetSubstrate(subnet.path, now=subnet.clock))
+    await client.connect()
+    impatient = ChainConfig(localnet_path=subnet.path, write_timeout_s=1e-6)
+    async with SdkChain(client, impatient, label="impatient") as chain:
+        timed_out = await chain.set_weights(subnet.validator, {1: 1.0})
+        assert timed_out.error is ChainErrorCode.UNAVAILABLE and timed_out.retryable
+        assert "timed out" in timed_out.message and "may still be included" in timed_out.message
+    async with SdkChain(client, ChainConfig(localnet_path=subnet.path), label="patient") as chain:
+        await client.connect()
+        subnet.clock.advance_blocks(10)
+        assert (await chain.set_weights(subnet.validator, {1: 1.0})).success
+        limited = await chain.set_weights(subnet.validator, {1: 1.0})
+        assert limited.error is ChainErrorCode.RATE_LIMITED and not limited.retryable

@@ -87,10 +87,13 @@ class LocalnetSubstrate:
             raise ChainError(f"no local chain at {self.path}; create it with `axongate localnet init`")
         worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="localnet")
         loop = asyncio.get_running_loop()
+        conn = None
         try:
             conn = await loop.run_in_executor(worker, _store.connect, self.path)
             self._clock = await loop.run_in_executor(worker, _store.load_clock, conn, self._now)
         except (sqlite3.Error, ValueError, KeyError) as exc:
+            if conn is not None:
+                await loop.run_in_executor(worker, conn.close)
             worker.shutdown(wait=False)
             raise ChainError(f"cannot open the local chain at {self.path}: {exc}") from exc
         self._conn, self._worker = conn, worker
@@ -108,9 +111,14 @@ class LocalnetSubstrate:
             raise ConnectionNotReady("local chain is not open; use `async with Client(...)` or connect() first")
         return self._clock
 
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+    def _open_connection(self) -> sqlite3.Connection:
         if self._conn is None or self._worker is None:
             raise ConnectionNotReady("local chain is not open; use `async with Client(...)` or connect() first")
+        return self._conn
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        self._open_connection()
+        assert self._worker is not None
         return await asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)
 
     def _catch_up(self, conn: sqlite3.Connection, block: int) -> None:
@@ -123,12 +131,12 @@ class LocalnetSubstrate:
 
     async def _read(self, fn: Callable[[sqlite3.Connection, int], T], block_hash: str | None) -> T:
         block = self._pinned_block(block_hash)
+        conn = self._open_connection()
 
         def work() -> T:
-            assert self._conn is not None
-            self._catch_up(self._conn, self.clock.block())
-            with _store.read_transaction(self._conn):
-                return fn(self._conn, block)
+            self._catch_up(conn, self.clock.block())
+            with _store.read_transaction(conn):
+                return fn(conn, block)
 
         try:
             return await self._run(work)
@@ -315,14 +323,13 @@ class LocalnetSubstrate:
         params: dict,
         call_json: str,
     ) -> ExtrinsicResult:
-        assert self._conn is not None
         try:
             verified = bool(sp_core.verify(payload, signature, signer, crypto_type))
         except Exception:  # malformed address or signature: the pool treats both as a bad proof
             verified = False
         if not verified:
             return _failure("BadProof", f"Transaction has a bad signature: it does not verify for {signer}")
-        conn, clock = self._conn, self.clock
+        conn, clock = self._open_connection(), self.clock
         try:
             with _store.write_transaction(conn):
                 block = clock.block()

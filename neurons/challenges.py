@@ -7,8 +7,8 @@ miner can only answer by running the model. A generator built with a fixed seed 
 sequence (tests); the validator builds it with ``seed=None`` (seeded from the OS).
 
 Sampling parameters are chosen so that verification has something to check at every temperature:
-greedy challenges pin each token to the argmax, and sampled challenges always set a top-k or a
-top-p below 1, so a token outside the filter is provably not sampled.
+greedy challenges pin each token to the argmax, and sampled challenges always set a top-k (and
+often a top-p below 1), so a token outside the filter is provably not sampled.
 """
 
 from __future__ import annotations
@@ -200,9 +200,11 @@ class ChallengeGenerator:
         rng = self._rng
         if rng.random() < self._config.greedy_fraction:
             return {"temperature": 0.0, "top_p": 1.0, "top_k": 0}
+        # Always a top-k (checked exactly, by rank); half the time also a top-p low enough that the
+        # nucleus check (which needs ``top_p + nucleus_slack`` of provable mass) can fire.
         temperature = round(rng.uniform(0.3, 1.0), 2)
-        top_k = rng.choice((0, 20, 40, 50, 100))
-        top_p = round(rng.uniform(0.8, 0.95), 2) if top_k == 0 or rng.random() < 0.5 else 1.0
+        top_k = rng.choice((20, 40, 50, 100))
+        top_p = round(rng.uniform(0.7, 0.9), 2) if rng.random() < 0.5 else 1.0
         return {"temperature": temperature, "top_p": top_p, "top_k": top_k}
 
     def _messages(self, kind: TaskKind) -> list[ChatMessage]:

@@ -106,7 +106,7 @@ class SdkChain:
         self._client = client
         self._config = config
         self.label = label
-        """Human name of the chain (``finney``, ``local (<path>)``, ...), for logs and errors."""
+        """Human name of the chain (``finney``, ``local chain <path>``, ...), for logs and errors."""
 
     @property
     def netuid(self) -> int:

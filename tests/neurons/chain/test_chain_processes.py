@@ -44,19 +44,28 @@ def _real_time_chain(tmp_path: Path, wallets: dict[str, bt.Wallet], block_time_s
 
 
 async def test_endpoint_served_by_one_process_appears_in_another(tmp_path: Path, wallets: dict[str, bt.Wallet]) -> None:
-    path = _real_time_chain(tmp_path, wallets, block_time_s=0.5)
+    path = _real_time_chain(tmp_path, wallets, block_time_s=1.0)
     wallet_root = Path(wallets["miner0"].path)
+    hotkey = wallets["miner0"].hotkey.ss58_address
     async with await open_chain(ChainConfig(localnet_path=path), tmp_path) as chain:
         assert (await chain.metagraph()).serving() == ()
         worker = _spawn("serve", str(path), str(wallet_root), "miner0", "8123")
+        deadline = time.monotonic() + 60
+        seen = None
+        while seen is None and time.monotonic() < deadline:  # poll as a neuron refreshing its view would
+            graph = await chain.metagraph()
+            record = graph.by_hotkey(hotkey)
+            if record is not None and record.endpoint is not None:
+                seen = (graph.block, record.endpoint)
+            else:
+                await asyncio.sleep(0.05)
         out, err = await _communicate(worker)
         assert worker.returncode == 0, err
         served_block = int(out.split()[1])
-
-        graph = await chain.metagraph()
-        record = graph.by_hotkey(wallets["miner0"].hotkey.ss58_address)
-        assert record is not None and record.endpoint == "127.0.0.1:8123"
-        assert graph.block - served_block <= 2
+        assert seen is not None, "the endpoint never appeared"
+        seen_block, endpoint = seen
+        assert endpoint == "127.0.0.1:8123"
+        assert seen_block - served_block <= 2
 
 
 async def _communicate(process: subprocess.Popen, timeout_s: float = 60.0) -> tuple[str, str]:

@@ -40,6 +40,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from neurons.engines.base import ScoredPosition
+from neurons.scoring._bounds import scaled_mass_above, scaled_norm_upper
 from neurons.scoring.config import ScoringConfig
 from protocol.synapses import FinishReason, InferenceRequest, InferenceResponse
 
@@ -295,38 +296,6 @@ def buffered_stream(chunk_arrivals: Sequence[tuple[float, int]], config: Scoring
     return span <= 0 or (head_s - first_s) > config.burst_late_fraction * span
 
 
-def _scaled_norm_upper(top_logprobs: Sequence[float], a: float, vocab_size: int) -> float:
-    """Upper bound on ``Z = sum_j p_j**a`` over the vocabulary, from the top alternatives' raw logprobs."""
-    known = math.fsum(math.exp(a * lp) for lp in top_logprobs)
-    rest_mass = max(0.0, 1.0 - math.fsum(math.exp(lp) for lp in top_logprobs))
-    p_min = math.exp(min(top_logprobs))
-    unseen = max(0, vocab_size - len(top_logprobs))
-    if a >= 1.0:
-        rest = rest_mass * p_min ** (a - 1.0)
-    else:
-        rest = min(unseen ** (1.0 - a) * rest_mass**a, unseen * p_min**a)
-    return known + rest
-
-
-def scaled_mass_above(pos: ScoredPosition, temperature: float, vocab_size: int, margin_nats: float) -> float:
-    """Lower bound on the temperature-scaled probability mass ranked above ``pos.token_id``.
-
-    Counts the alternatives whose raw logprob exceeds the token's by more than ``margin_nats`` (so a
-    near-tie that another engine may order differently never counts), divided by an upper bound on
-    the scaled normaliser ``Z = sum_j p_j**(1/T)``: the known alternatives exactly, the unseen rest
-    (raw mass ``R``, each at most the smallest known ``p_min``) at most ``R * p_min**(1/T - 1)`` when
-    ``T <= 1``, or ``min(N**(1 - 1/T) * R**(1/T), N * p_min**(1/T))`` over ``N`` unseen tokens when ``T > 1``.
-    Top-k filtering before top-p only renormalises over fewer tokens, which can only raise the mass.
-    """
-    if not pos.top_logprobs or temperature <= 0:
-        return 0.0
-    a = 1.0 / temperature
-    above = math.fsum(math.exp(a * lp) for lp in pos.top_logprobs if lp > pos.logprob + margin_nats)
-    if above == 0.0:
-        return 0.0
-    return min(1.0, above / _scaled_norm_upper(pos.top_logprobs, a, vocab_size))
-
-
 def _check_ranks(
     challenge: InferenceRequest,
     positions: Sequence[ScoredPosition],
@@ -383,7 +352,7 @@ def _eos_avoidance_log_prob(
                 continue
             a = 1.0 / temperature
             eos_lp = lp - config.eos_logprob_slack_nats  # room for another engine's numerics
-            p_low = math.exp(a * eos_lp) / _scaled_norm_upper(pos.top_logprobs, a, vocab_size)
+            p_low = math.exp(a * eos_lp) / scaled_norm_upper(pos.top_logprobs, a, vocab_size)
             if p_low > 1.0 - top_p:  # otherwise EOS might lie outside the nucleus and be unsampleable
                 total += math.log1p(-min(p_low, 1.0 - 1e-12))
     return total

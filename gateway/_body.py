@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from starlette.requests import Request
 
 from gateway._errors import GatewayError
 
-__all__ = ["read_body"]
+__all__ = ["DEFAULT_BODY_TIMEOUT_S", "read_body"]
 
 _STATE_KEY = "raw_body"
 
 
-async def read_body(request: Request, max_bytes: int) -> bytes:
+DEFAULT_BODY_TIMEOUT_S = 10.0
+"""Same as ``GatewayConfig.body_timeout_s``'s default."""
+
+
+async def read_body(request: Request, max_bytes: int, *, timeout_s: float = DEFAULT_BODY_TIMEOUT_S) -> bytes:
     """Return the raw body, reading it at most once; 413 as soon as it passes ``max_bytes``.
 
     The declared ``Content-Length`` is checked before reading and the bytes actually received
-    while reading, so neither a lying header nor a chunked upload can exceed the cap.
+    while reading, so neither a lying header nor a chunked upload can exceed the cap. A body
+    that takes longer than ``timeout_s`` to arrive is answered 408 (slow-sender protection).
     """
     cached = getattr(request.state, _STATE_KEY, None)
     if cached is not None:
@@ -27,10 +34,14 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
         if int(declared) > max_bytes:
             raise GatewayError(413, "body_too_large", f"body of {declared} bytes exceeds the {max_bytes}-byte limit")
     buffer = bytearray()
-    async for piece in request.stream():
-        buffer += piece
-        if len(buffer) > max_bytes:
-            raise GatewayError(413, "body_too_large", f"body exceeds the {max_bytes}-byte limit")
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for piece in request.stream():
+                buffer += piece
+                if len(buffer) > max_bytes:
+                    raise GatewayError(413, "body_too_large", f"body exceeds the {max_bytes}-byte limit")
+    except TimeoutError:
+        raise GatewayError(408, "body_timeout", f"body did not arrive within {timeout_s:g}s") from None
     body = bytes(buffer)
     setattr(request.state, _STATE_KEY, body)
     return body

@@ -27,8 +27,8 @@ from gateway._streaming import SSE_MEDIA_TYPE, stream_response, unary_response
 from gateway.auth import Authenticator, BtAuthScheme, Caller
 from gateway.config import GatewayConfig
 from gateway.legacy import mount_legacy
-from gateway.metrics import GatewayMetrics, MetricsMiddleware
-from gateway.policy import Policy
+from gateway.metrics import GatewayMetrics, MetricsMiddleware, label_caller
+from gateway.policy import Lease, Policy
 from gateway.service import InferenceService, ServiceError
 from gateway.stores import InMemoryNonceStore, NonceStore
 from protocol.auth.legacy import MonotonicNonceStore
@@ -65,9 +65,17 @@ def create_app(
     scheme = BtAuthScheme(
         hotkey_ss58, store, max_age_s=config.auth_max_age_s, allowed_skew_s=config.auth_allowed_skew_s
     )
-    authenticator = Authenticator([scheme], max_body_bytes=config.max_body_bytes)
+    authenticator = Authenticator([scheme], max_body_bytes=config.max_body_bytes, body_timeout_s=config.body_timeout_s)
     metrics = GatewayMetrics(registry if registry is not None else CollectorRegistry())
-    in_flight = _InFlight(config)
+    in_flight = _InFlight(config, metrics)
+
+    async def admit(request: Request, caller: Caller) -> tuple[Lease, bytes]:
+        """The raw body (read by auth, or now when auth is overridden) and the policy's lease."""
+        body = await read_body(request, config.max_body_bytes, timeout_s=config.body_timeout_s)
+        policy.check_identity(caller.hotkey_ss58)
+        label_caller(request, caller.hotkey_ss58)
+        return await policy.acquire(caller.hotkey_ss58), body
+
     capabilities_cache: list[CapabilitiesResponse] = []
 
     app = FastAPI(title="axongate miner gateway", docs_url=None, redoc_url=None)
@@ -86,8 +94,7 @@ def create_app(
 
     @app.post(_INFERENCE, response_model=None, openapi_extra=_body_schema(InferenceRequest))
     async def inference(request: Request, caller: Caller = Depends(authenticator)) -> Response:
-        body = await read_body(request, config.max_body_bytes)
-        lease = await policy.admit(caller.hotkey_ss58)
+        lease, body = await admit(request, caller)
         release = in_flight.enter()
         handed_over = False
         try:
@@ -125,8 +132,8 @@ def create_app(
 
     @app.post(_CAPABILITIES, response_model=CapabilitiesResponse)
     async def capabilities(request: Request, caller: Caller = Depends(authenticator)) -> Response:
-        body = await read_body(request, config.max_body_bytes)
-        (await policy.admit(caller.hotkey_ss58)).release()
+        lease, body = await admit(request, caller)
+        lease.release()
         if body.strip():
             _parse(CapabilitiesRequest, body)
         try:
@@ -158,8 +165,9 @@ def create_app(
 class _InFlight:
     """Process-wide cap on Inference requests being served (503 ``overloaded`` beyond)."""
 
-    def __init__(self, config: GatewayConfig) -> None:
+    def __init__(self, config: GatewayConfig, metrics: GatewayMetrics) -> None:
         self._config = config
+        self._gauge = metrics.in_flight
         self.count = 0
 
     def enter(self) -> Any:
@@ -171,6 +179,7 @@ class _InFlight:
                 headers={"Retry-After": str(self._config.retry_after_s)},
             )
         self.count += 1
+        self._gauge.inc()
         released = False
 
         def release() -> None:
@@ -178,6 +187,7 @@ class _InFlight:
             if not released:
                 released = True
                 self.count -= 1
+                self._gauge.dec()
 
         return release
 

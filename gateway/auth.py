@@ -118,14 +118,15 @@ class Authenticator:
     caller is also left on ``request.state.caller`` for logging and metrics.
     """
 
-    def __init__(self, schemes: Sequence[AuthScheme], *, max_body_bytes: int) -> None:
+    def __init__(self, schemes: Sequence[AuthScheme], *, max_body_bytes: int, body_timeout_s: float) -> None:
         if not schemes:
             raise ValueError("an Authenticator needs at least one scheme")
         self._schemes = tuple(schemes)
         self._max_body_bytes = max_body_bytes
+        self._body_timeout_s = body_timeout_s
 
     async def __call__(self, request: Request) -> Caller:
-        body = await read_body(request, self._max_body_bytes)
+        body = await read_body(request, self._max_body_bytes, timeout_s=self._body_timeout_s)
         scheme = next((s for s in self._schemes if s.claims(request.headers)), None)
         if scheme is None:
             names = ", ".join(s.name for s in self._schemes)

@@ -46,6 +46,9 @@ class GatewayConfig(_Frozen):
     max_body_bytes: int = Field(
         default=256 * 1024, ge=1024, le=64 * 1024 * 1024, description="Largest request body accepted (413 beyond)."
     )
+    body_timeout_s: float = Field(
+        default=10.0, gt=0.0, allow_inf_nan=False, description="Longest a client may take to send its body (408)."
+    )
     request_timeout_s: float = Field(
         default=120.0,
         gt=0.0,

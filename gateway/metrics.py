@@ -1,8 +1,9 @@
 """Prometheus metrics of one gateway app, registered on the registry it is given.
 
 A pure ASGI middleware counts every request by route, status and caller hotkey once the response
-has finished (streams included). Route labels are the known routes or ``other``, so unknown paths
-cannot grow the label set; caller labels are bounded by the metagraph.
+has finished (streams included). Label sets stay bounded whatever callers send: routes are the
+known ones or ``other``, and a caller is labelled by hotkey only once the policy has accepted its
+identity (see :func:`label_caller`); everyone else is ``-``.
 """
 
 from __future__ import annotations
@@ -11,9 +12,18 @@ import time
 from collections.abc import Collection
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["GatewayMetrics", "MetricsMiddleware"]
+__all__ = ["GatewayMetrics", "MetricsMiddleware", "label_caller"]
+
+_CALLER_LABEL_KEY = "metrics_caller"
+
+
+def label_caller(request: Request, hotkey_ss58: str) -> None:
+    """Label this request's metrics with ``hotkey_ss58``; call only for identities the policy accepts."""
+    request.state.metrics_caller = hotkey_ss58
+
 
 _LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
@@ -39,7 +49,10 @@ class GatewayMetrics:
             "completion_tokens", "Completion tokens served, by caller hotkey.", ["caller"],
             namespace=namespace, registry=registry,
         )  # fmt: skip
-        self.in_flight = Gauge("in_flight", "Inference requests being served.", namespace=namespace, registry=registry)
+        self.in_flight = Gauge(
+            "in_flight", "Inference requests being served (streams until their last byte).",
+            namespace=namespace, registry=registry,
+        )  # fmt: skip
 
 
 class MetricsMiddleware:
@@ -68,7 +81,6 @@ class MetricsMiddleware:
         finally:
             path = scope["path"]
             route = path if path in self._routes else "other"
-            caller = scope.get("state", {}).get("caller")
-            hotkey = caller.hotkey_ss58 if caller is not None else "-"
+            hotkey = scope.get("state", {}).get(_CALLER_LABEL_KEY, "-")
             self._metrics.requests.labels(route, str(status), hotkey).inc()
             self._metrics.latency_s.labels(route).observe(time.perf_counter() - start_s)

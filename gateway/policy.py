@@ -90,6 +90,10 @@ class Policy:
     async def admit(self, hotkey_ss58: str) -> Lease:
         """Return a :class:`Lease` for the caller, or raise ``GatewayError`` (403/429)."""
         self.check_identity(hotkey_ss58)
+        return await self.acquire(hotkey_ss58)
+
+    async def acquire(self, hotkey_ss58: str) -> Lease:
+        """Take a rate token and a concurrency slot for an identity-checked caller, or raise 429."""
         cfg = self.config
         wait_s = await self._rate_store.take(hotkey_ss58, rate_per_s=cfg.rate_per_s, burst=cfg.burst)
         if wait_s > 0:

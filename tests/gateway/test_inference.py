@@ -87,9 +87,16 @@ async def test_sse_stream_when_the_client_asks_for_event_stream(
 
 
 async def test_capabilities_health_and_metrics(
-    start_gateway: Any, client: Any, raw_http: httpx.AsyncClient, validator_keypair: Any, kit: Any
+    start_gateway: Any,
+    client: Any,
+    stranger_client: Any,
+    raw_http: httpx.AsyncClient,
+    validator_keypair: Any,
+    stranger_keypair: Any,
+    kit: Any,
 ) -> None:
     live = await start_gateway()
+    assert (await stranger_client.infer(live.target, kit.prompt(), timeout_s=5)).status_code == 403
     caps = await client.capabilities(live.target, timeout_s=5)
     assert caps.ok and caps.raise_for_failure() == kit.capabilities
     assert (await client.infer(live.target, kit.prompt(stream=True), timeout_s=5)).ok
@@ -104,6 +111,10 @@ async def test_capabilities_health_and_metrics(
     assert 'axongate_gateway_requests_total{caller="-",route="/Inference",status="401"} 1.0' in metrics
     assert f'axongate_gateway_completion_tokens_total{{caller="{caller}"}} 3.0' in metrics
     assert "axongate_gateway_ttft_seconds_count 1.0" in metrics
+    assert "axongate_gateway_in_flight 0.0" in metrics
+    # A verified but unregistered hotkey is not a label: callers cannot grow the series set.
+    assert 'axongate_gateway_requests_total{caller="-",route="/Inference",status="403"} 1.0' in metrics
+    assert stranger_keypair.ss58_address not in metrics
 
 
 async def test_client_reports_a_rejection_as_typed_http_status(

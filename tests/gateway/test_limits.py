@@ -9,6 +9,7 @@ import httpx
 
 from gateway import BadRequest, GatewayConfig, Overloaded, PolicyConfig
 from protocol.client import QueryErrorCode
+from protocol.synapses import InferenceChunk
 
 
 async def test_rate_limit_answers_429_with_retry_after(start_gateway: Any, client: Any, kit: Any) -> None:
@@ -119,3 +120,53 @@ async def test_client_disconnect_closes_the_service_stream(
             break
         await asyncio.sleep(0.02)
     assert service.closed_early == 1 and service.finished == 0
+
+
+async def test_slow_body_is_408(start_gateway: Any) -> None:
+    live = await start_gateway(config=GatewayConfig(port=0, body_timeout_s=0.3))
+    reader, writer = await asyncio.open_connection("127.0.0.1", live.server.port)
+    writer.write(
+        b'POST /Inference HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"mess'
+    )
+    await writer.drain()
+    head = await asyncio.wait_for(reader.read(4096), 5)
+    writer.close()
+    assert head.startswith(b"HTTP/1.1 408")
+    assert b'"error":"body_timeout"' in head
+
+
+async def test_sse_sends_keepalives_while_the_service_is_quiet(
+    start_gateway: Any, raw_http: httpx.AsyncClient, validator_keypair: Any, kit: Any
+) -> None:
+    gate = asyncio.Event()
+    live = await start_gateway(
+        kit.FakeService(chunks=kit.make_chunks(2), gate=gate), config=GatewayConfig(port=0, sse_keepalive_s=0.05)
+    )
+    body = kit.prompt(stream=True).model_dump_json().encode()
+    headers = {
+        **kit.signed_headers(validator_keypair, body, receiver_ss58=live.target.hotkey_ss58),
+        "accept": "text/event-stream",
+    }
+    async with raw_http.stream("POST", f"{live.base_url}/Inference", content=body, headers=headers) as response:
+        lines = response.aiter_lines()
+        assert (await anext(lines)).startswith("data: ")
+        assert await anext(lines) == ""
+        assert await anext(lines) == ": keepalive"
+        gate.set()
+        rest = [line async for line in lines]
+    events = [line.removeprefix("data: ") for line in rest if line.startswith("data: ")]
+    assert [InferenceChunk.model_validate_json(e).token_ids for e in events] == [[101]]
+
+
+async def test_authenticator_can_be_overridden(
+    start_gateway: Any, raw_http: httpx.AsyncClient, validator_keypair: Any, kit: Any
+) -> None:
+    from gateway import Caller
+
+    live = await start_gateway()
+    hotkey = validator_keypair.ss58_address
+    live.app.dependency_overrides[live.app.state.authenticator] = lambda: Caller(hotkey, "test", "0")
+    body = kit.prompt().model_dump_json()
+    response = await raw_http.post(f"{live.base_url}/Inference", content=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["token_ids"] == [100, 101, 102]

@@ -111,11 +111,12 @@ class BtAuthScheme:
 
 
 class Authenticator:
-    """The FastAPI dependency: read the body (size-capped), verify it, return the :class:`Caller`.
+    """The FastAPI dependency: pick the scheme, read the body (size- and time-capped), verify it.
 
-    The first scheme that claims the request decides; a request no scheme claims gets 401
-    ``auth_missing`` naming the accepted schemes. Failures become JSON 4xx answers. The verified
-    caller is also left on ``request.state.caller`` for logging and metrics.
+    The first scheme that claims the request (by its headers) decides; a request no scheme
+    claims gets 401 ``auth_missing`` naming the accepted schemes, without its body being read.
+    Failures become JSON 4xx answers. The verified caller is also left on
+    ``request.state.caller`` for logging.
     """
 
     def __init__(self, schemes: Sequence[AuthScheme], *, max_body_bytes: int, body_timeout_s: float) -> None:
@@ -126,11 +127,11 @@ class Authenticator:
         self._body_timeout_s = body_timeout_s
 
     async def __call__(self, request: Request) -> Caller:
-        body = await read_body(request, self._max_body_bytes, timeout_s=self._body_timeout_s)
         scheme = next((s for s in self._schemes if s.claims(request.headers)), None)
-        if scheme is None:
+        if scheme is None:  # rejected on headers alone, before reading any body
             names = ", ".join(s.name for s in self._schemes)
             raise GatewayError(401, AuthErrorCode.MISSING.value, f"request is not signed; accepted schemes: {names}")
+        body = await read_body(request, self._max_body_bytes, timeout_s=self._body_timeout_s)
         try:
             caller = await scheme.authenticate(request, body)
         except AuthFailure as failure:

@@ -125,14 +125,13 @@ async def test_client_disconnect_closes_the_service_stream(
 async def test_slow_body_is_408(start_gateway: Any) -> None:
     live = await start_gateway(config=GatewayConfig(port=0, body_timeout_s=0.3))
     reader, writer = await asyncio.open_connection("127.0.0.1", live.server.port)
-    writer.write(
-        b'POST /Inference HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"mess'
-    )
+    head = b"POST /Inference HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nX-Bittensor-Signature: 0x00\r\n\r\n"
+    writer.write(head + b'{"mess')
     await writer.drain()
-    head = await asyncio.wait_for(reader.read(4096), 5)
+    answer = await asyncio.wait_for(reader.read(4096), 5)
     writer.close()
-    assert head.startswith(b"HTTP/1.1 408")
-    assert b'"error":"body_timeout"' in head
+    assert answer.startswith(b"HTTP/1.1 408")
+    assert b'"error":"body_timeout"' in answer
 
 
 async def test_sse_sends_keepalives_while_the_service_is_quiet(

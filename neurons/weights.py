@@ -30,8 +30,9 @@ class WeightSetOutcome:
 class WeightSetter:
     """Calls ``chain.set_weights`` for ``uid`` every ``interval_blocks`` (at least the rate limit).
 
-    Transient failures are retried ``retries`` times with exponential backoff starting at
-    ``backoff_s``; a rate-limit rejection is not retried (the next step will try again).
+    Transient failures (``result.retryable``: the chain was unreachable or timed out) are retried
+    ``retries`` times with exponential backoff starting at ``backoff_s``; a refusal (rate limit,
+    invalid weights, no permit) would fail the same way again, so the next step tries instead.
     """
 
     def __init__(
@@ -73,7 +74,7 @@ class WeightSetter:
             message = result.message
             code = getattr(result.error, "name", str(result.error))
             logger.warning("set_weights attempt {} failed ({}): {}", attempt, code, message)
-            if code == "RATE_LIMITED" or attempt > self._retries:
+            if not result.retryable or attempt > self._retries:
                 break
             await asyncio.sleep(self._backoff_s * 2 ** (attempt - 1))
         return WeightSetOutcome(True, False, message, since, attempt)

@@ -36,8 +36,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     register = commands.add_parser("register", help="Register a wallet's hotkey with stake (and a permit).")
     _add_location(register)
     register.add_argument("--netuid", type=int, default=1)
-    register.add_argument("--wallet-name", default="default", help="Wallet (coldkey) name.")
-    register.add_argument("--wallet-hotkey", default="default", help="Hotkey name.")
+    register.add_argument(
+        "--wallet", "--wallet-name", dest="wallet_name", default="default", help="Wallet (coldkey) name."
+    )
+    register.add_argument("--hotkey", "--wallet-hotkey", dest="wallet_hotkey", default="default", help="Hotkey name.")
     register.add_argument("--wallet-path", type=Path, default=Path("~/.bittensor/wallets"))
     register.add_argument("--stake", type=float, default=0.0, help="Stake in alpha.")
     register.add_argument("--validator", action="store_true", help="Grant a validator permit.")

@@ -38,8 +38,8 @@ def test_local_setup_from_scratch(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert validator.hotkey.ss58_address in out
     assert stat.S_IMODE((wallet_path / "val" / "coldkey").stat().st_mode) == 0o600
 
-    common = ("--home", str(home), "--wallet-hotkey", "hk", "--wallet-path", str(wallet_path))
-    assert run("localnet", "register", "--wallet-name", "val", "--stake", "500", "--validator", *common) == 0
+    common = ("--home", str(home), "--hotkey", "hk", "--wallet-path", str(wallet_path))
+    assert run("localnet", "register", "--wallet", "val", "--stake", "500", "--validator", *common) == 0
     assert run("localnet", "register", "--wallet-name", "miner", *common) == 0
     assert "uid 1:" in capsys.readouterr().out
 

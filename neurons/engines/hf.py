@@ -10,20 +10,14 @@ reference against which miners' answers are verified (``score`` agrees with the 
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from neurons.engines._checks import check_generation, check_score
 from neurons.engines._hf_worker import ModelWorker, Sink
-from neurons.engines.base import (
-    EngineError,
-    EngineInfo,
-    GenerationRequest,
-    InvalidEngineRequest,
-    ScoredPosition,
-    TokenChunk,
-)
+from neurons.engines._text import TextCodec, eos_token_ids
+from neurons.engines.base import EngineError, EngineInfo, GenerationRequest, ScoredPosition, TokenChunk
 from neurons.engines.config import EngineConfig
 from neurons.models.digest import weights_sha256
 from protocol.errors import ConfigError
@@ -31,27 +25,16 @@ from protocol.synapses import ChatMessage
 
 __all__ = ["HfEngine"]
 
-_UNSET_MAX_LENGTH = 10**9
-"""transformers reports ``model_max_length`` ~1e30 when a tokenizer does not know its limit."""
-
 
 class HfEngine:
     """Engine on a local Hugging Face model folder; build with :meth:`load`."""
 
-    def __init__(self, *, model: Any, tokenizer: Any, info: EngineInfo, config: EngineConfig) -> None:
-        from tokenizers import Tokenizer
-
-        self._tokenizer = tokenizer
-        self._tokenizer_lock = threading.Lock()
-        serialized = tokenizer.backend_tokenizer.to_str()
-        # One raw tokenizer per thread: the Rust tokenizer refuses concurrent mutable borrows.
-        self._loop_decoder = Tokenizer.from_str(serialized)
-        worker_decoder = Tokenizer.from_str(serialized)
+    def __init__(self, *, model: Any, codec: TextCodec, info: EngineInfo, config: EngineConfig) -> None:
+        self._codec = codec
         self._info = info
-        self._config = config
         self._worker = ModelWorker(
             model,
-            decode=lambda ids: worker_decoder.decode(list(ids), skip_special_tokens=False),
+            decode=codec.new_decoder(),
             eos_token_ids=info.eos_token_ids,
             max_concurrency=config.max_concurrency,
         )
@@ -64,36 +47,32 @@ class HfEngine:
         Blocking (about a second for SmolLM2): call it before the event loop starts or in a thread.
         """
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
 
         config = config or EngineConfig()
         model_dir = Path(model_dir)
         if config.threads is not None:
             torch.set_num_threads(config.threads)
+        codec = TextCodec.load(model_dir)
         try:
-            tokenizer = AutoTokenizer.from_pretrained(model_dir)
             model = AutoModelForCausalLM.from_pretrained(
                 model_dir, dtype=getattr(torch, config.dtype), attn_implementation=config.attn_implementation
             ).eval()
         except (OSError, ValueError, KeyError) as exc:
             raise ConfigError(f"cannot load model from {model_dir}: {exc}") from exc
-        if not hasattr(tokenizer, "backend_tokenizer"):
-            raise ConfigError(f"{model_dir}: the HF engine needs a fast (tokenizers) tokenizer")
-        eos = set(_as_ids(model.generation_config.eos_token_id)) | set(_as_ids(tokenizer.eos_token_id))
+        eos = eos_token_ids(model.generation_config.eos_token_id, codec.tokenizer.eos_token_id)
         if not eos:
             raise ConfigError(f"{model_dir}: neither the generation config nor the tokenizer names an EOS token")
-        limits = [model.config.max_position_embeddings]
-        if tokenizer.model_max_length and tokenizer.model_max_length < _UNSET_MAX_LENGTH:
-            limits.append(int(tokenizer.model_max_length))
+        limits = [int(model.config.max_position_embeddings), codec.model_max_length or 2**62]
         info = EngineInfo(
             model=model_dir.name,
             weights_sha256=weights_sha256(model_dir),
             engine="hf",
             context_length=min(limits),
-            eos_token_ids=frozenset(eos),
+            eos_token_ids=eos,
             vocab_size=int(model.config.vocab_size),
         )
-        return cls(model=model, tokenizer=tokenizer, info=info, config=config)
+        return cls(model=model, codec=codec, info=info, config=config)
 
     @property
     def info(self) -> EngineInfo:
@@ -105,17 +84,10 @@ class HfEngine:
         return self._worker.in_flight()
 
     def encode_chat(self, messages: Sequence[ChatMessage]) -> list[int]:
-        """Apply the chat template with a generation prompt; thread-safe."""
-        conversation = [{"role": m.role, "content": m.content} for m in messages]
-        with self._tokenizer_lock:
-            encoded = self._tokenizer.apply_chat_template(
-                conversation, add_generation_prompt=True, tokenize=True, return_dict=True
-            )
-        return [int(i) for i in encoded["input_ids"]]
+        return self._codec.encode_chat(messages)
 
     def decode(self, token_ids: Sequence[int]) -> str:
-        """Detokenise without skipping special tokens (the text ``generate`` streams)."""
-        return self._loop_decoder.decode(list(token_ids), skip_special_tokens=False)
+        return self._codec.decode(token_ids)
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[TokenChunk]:
         """Stream one chunk per token; the last chunk carries ``finish_reason``.
@@ -124,7 +96,9 @@ class HfEngine:
         length), ``EngineError`` or ``EngineDeadError``. Closing or cancelling the iterator
         aborts the request and frees its slot.
         """
-        self._check_generation(request)
+        check_generation(request, self._info)
+        if self._closed:
+            raise EngineError("engine is closed")
         queue: asyncio.Queue[Any] = asyncio.Queue()
         job = self._worker.submit_generate(request, Sink(asyncio.get_running_loop(), queue.put_nowait))
         try:
@@ -145,15 +119,10 @@ class HfEngine:
         over the context length or ``k`` outside ``[0, vocab_size]``.
         """
         prompt, completion = list(prompt_ids), list(completion_ids)
-        self._check_ids(prompt, "prompt_ids", allow_empty=False)
-        self._check_ids(completion, "completion_ids", allow_empty=True)
-        if not 0 <= k <= self._info.vocab_size:
-            raise InvalidEngineRequest(f"k must be in [0, {self._info.vocab_size}], got {k}")
-        if len(prompt) + len(completion) > self._info.context_length:
-            raise InvalidEngineRequest(
-                f"prompt ({len(prompt)}) + completion ({len(completion)}) tokens exceed the context length "
-                f"{self._info.context_length}"
-            )
+        info = self._info
+        check_score(prompt, completion, k, info, max_k=info.vocab_size, max_total=info.context_length)
+        if self._closed:
+            raise EngineError("engine is closed")
         if not completion:
             return []
         loop = asyncio.get_running_loop()
@@ -182,40 +151,3 @@ class HfEngine:
             return
         self._closed = True
         self._worker.close()
-
-    def _check_generation(self, request: GenerationRequest) -> None:
-        self._check_ids(list(request.prompt_ids), "prompt_ids", allow_empty=False)
-        if request.max_tokens < 1:
-            raise InvalidEngineRequest(f"max_tokens must be >= 1, got {request.max_tokens}")
-        if not request.temperature >= 0.0 or request.temperature == float("inf"):
-            raise InvalidEngineRequest(f"temperature must be a finite number >= 0, got {request.temperature}")
-        if not 0.0 < request.top_p <= 1.0:
-            raise InvalidEngineRequest(f"top_p must be in (0, 1], got {request.top_p}")
-        if request.top_k < 0:
-            raise InvalidEngineRequest(f"top_k must be >= 0, got {request.top_k}")
-        if request.seed is not None and not 0 <= request.seed < 2**63:
-            raise InvalidEngineRequest(f"seed must be in [0, 2**63), got {request.seed}")
-        total = len(request.prompt_ids) + request.max_tokens
-        if total > self._info.context_length:
-            raise InvalidEngineRequest(
-                f"prompt ({len(request.prompt_ids)} tokens) + max_tokens ({request.max_tokens}) exceeds the context "
-                f"length {self._info.context_length}"
-            )
-        if self._closed:
-            raise EngineError("engine is closed")
-
-    def _check_ids(self, ids: list[int], name: str, *, allow_empty: bool) -> None:
-        if not ids and not allow_empty:
-            raise InvalidEngineRequest(f"{name} must not be empty")
-        vocab = self._info.vocab_size
-        bad = next((i for i in ids if not isinstance(i, int) or not 0 <= i < vocab), None)
-        if bad is not None:
-            raise InvalidEngineRequest(f"{name} holds {bad!r}, outside the vocabulary [0, {vocab})")
-
-
-def _as_ids(value: int | Sequence[int] | None) -> list[int]:
-    if value is None:
-        return []
-    if isinstance(value, int):
-        return [value]
-    return [int(v) for v in value]

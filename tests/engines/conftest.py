@@ -12,12 +12,14 @@ import asyncio
 import importlib.util
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import fake_vllm
 import pytest
 import pytest_asyncio
 from engine_support import EngineUnderTest
 
-from neurons.engines import EngineConfig, build_engine
+from neurons.engines import EngineConfig, VllmConfig, build_engine
 from neurons.models import resolve_model
 
 
@@ -42,6 +44,7 @@ def vllm_available() -> bool:
 
 ENGINE_PARAMS = [
     pytest.param("hf-tiny", id="hf-tiny"),
+    pytest.param("vllm-adapter", id="vllm-adapter"),
     pytest.param("vllm", id="vllm", marks=[pytest.mark.gpu, pytest.mark.slow]),
 ]
 
@@ -55,11 +58,18 @@ async def _build(name: str, home: Path) -> EngineUnderTest:
         config = EngineConfig(model="smollm2", threads=1, max_concurrency=4)
         engine = await asyncio.to_thread(build_engine, config, home, progress=False)
         return EngineUnderTest(name, engine, logprob_tolerance=1e-4, batch_invariant=True)
+    if name == "vllm-adapter":
+        # VllmEngine's own logic over a vLLM-shaped stand-in (fake_vllm) backed by the tiny HF engine.
+        backend = await asyncio.to_thread(build_engine, EngineConfig(model="tiny", threads=1), home, progress=False)
+        config = EngineConfig(kind="vllm", model="tiny", vllm=VllmConfig(max_model_len=1024, seed=3))
+        with fake_vllm.installed(backend):
+            engine = await asyncio.to_thread(build_engine, config, home, progress=False)
+        args = fake_vllm.FakeAsyncLLM.last_args
+        assert args is not None and args.kwargs["logprobs_mode"] == "raw_logprobs" and args.kwargs["seed"] == 3
+        return EngineUnderTest(name, _WithFakeVllm(engine, backend), logprob_tolerance=1e-4, batch_invariant=True)
     if name == "vllm":
         if not vllm_available():
             pytest.skip("vllm engine needs a CUDA device and the vllm extra")
-        from neurons.engines.config import VllmConfig
-
         config = EngineConfig(
             kind="vllm", model="smollm2", vllm=VllmConfig(gpu_memory_utilization=0.3, max_model_len=2048, seed=0)
         )
@@ -85,3 +95,32 @@ async def smollm2_engine(model_home: Path, smollm2_dir: Path) -> AsyncIterator[E
         yield built
     finally:
         await built.engine.aclose()
+
+
+class _WithFakeVllm:
+    """A ``VllmEngine`` whose calls run with the fake vllm modules importable (only during calls)."""
+
+    def __init__(self, engine: Any, backend: Any) -> None:
+        self._engine = engine
+        self._backend = backend
+        self.info = engine.info
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+    async def generate(self, request: Any) -> AsyncIterator[Any]:
+        with fake_vllm.installed(self._backend):
+            stream = self._engine.generate(request)
+            try:
+                async for chunk in stream:
+                    yield chunk
+            finally:
+                await stream.aclose()
+
+    async def score(self, *args: Any, **kwargs: Any) -> Any:
+        with fake_vllm.installed(self._backend):
+            return await self._engine.score(*args, **kwargs)
+
+    async def aclose(self) -> None:
+        with fake_vllm.installed(self._backend):
+            await self._engine.aclose()

@@ -62,6 +62,9 @@ class SubnetSpec:
     torch_threads: int = 1
     validator_stake: float = 1000.0
     extra_validator: dict[str, Any] = field(default_factory=dict)
+    """Extra validator settings by section, e.g. ``{"scoring": {"ema_alpha": 0.3}}``."""
+    extra_miner: dict[str, Any] = field(default_factory=dict)
+    """Extra settings for every miner, by section."""
 
 
 @dataclass
@@ -134,6 +137,8 @@ class LocalSubnet:
         config["metagraph_refresh_blocks"] = 2
         if miner.throttle_tokens_per_s is not None:
             config["engine"]["throttle_tokens_per_s"] = miner.throttle_tokens_per_s
+        for section, values in self.spec.extra_miner.items():
+            config.setdefault(section, {}).update(values)
         return config
 
     def _validator_config(self) -> dict[str, Any]:

@@ -123,7 +123,9 @@ async def run_miner(settings: MinerSettings) -> int:
             config=settings.gateway,
             policy=Policy(settings.policy, view),
         )
-        server = GatewayServer(app, host=settings.gateway.host, port=settings.gateway.port)
+        server = GatewayServer(
+            app, host=settings.gateway.host, port=settings.gateway.port, grace_s=settings.gateway.shutdown_grace_s
+        )
         await server.start()
         result = await chain.serve_axon(wallet, publish_ip, server.port)
         if not result.success:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,9 +42,8 @@ async def _reasons(serve, client, cheater: Engine, validator: Engine, seed: int,
 
 
 @pytest.fixture(scope="module")
-def impostor_engine(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory, model_home: Path) -> Engine:
-    import asyncio
-
+def impostor_engine(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory, model_home: Path) -> Iterator[Engine]:
+    """A miner serving a different model: the tiny model's weights with noise, same tokenizer."""
     folder = build_impostor_model(tiny_dir, tmp_path_factory.mktemp("impostor") / "tiny-impostor", noise_std=0.02)
     engine = build(str(folder), model_home)
     yield engine

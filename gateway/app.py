@@ -26,6 +26,7 @@ from gateway._generation import Generation
 from gateway._streaming import SSE_MEDIA_TYPE, stream_response, unary_response
 from gateway.auth import Authenticator, BtAuthScheme, Caller
 from gateway.config import GatewayConfig
+from gateway.epistula import EpistulaScheme, InMemoryUuidStore, UuidStore
 from gateway.legacy import mount_legacy
 from gateway.metrics import GatewayMetrics, MetricsMiddleware, label_caller
 from gateway.policy import Lease, Policy
@@ -51,6 +52,7 @@ def create_app(
     nonce_store: NonceStore | None = None,
     registry: CollectorRegistry | None = None,
     legacy_nonce_store: MonotonicNonceStore | None = None,
+    epistula_store: UuidStore | None = None,
 ) -> Any:
     """Build the gateway app serving ``service`` as the miner ``hotkey_ss58``.
 
@@ -58,14 +60,24 @@ def create_app(
     workers); ``registry`` defaults to a fresh registry, so apps never share series. The
     authenticator is ``app.state.authenticator`` (override it in tests via
     ``app.dependency_overrides``); metrics are ``app.state.metrics``.
+    ``epistula_store`` is the Epistula v2 uuid replay cache (same default). With
+    ``config.redis_url`` set, all three replay stores must be given (``gateway.state.build_stores``).
     Raises ``ValueError`` when the nonce store retains entries for less than the auth window.
     """
+    if config.redis_url is not None and None in (nonce_store, legacy_nonce_store, epistula_store):
+        raise ValueError("config.redis_url is set: pass the shared stores from gateway.state.build_stores()")
     window_s = config.auth_max_age_s + config.auth_allowed_skew_s
     store = nonce_store if nonce_store is not None else InMemoryNonceStore(retention_s=max(60.0, 2 * window_s))
     scheme = BtAuthScheme(
         hotkey_ss58, store, max_age_s=config.auth_max_age_s, allowed_skew_s=config.auth_allowed_skew_s
     )
-    authenticator = Authenticator([scheme], max_body_bytes=config.max_body_bytes, body_timeout_s=config.body_timeout_s)
+    uuids = epistula_store if epistula_store is not None else InMemoryUuidStore(retention_s=max(60.0, 2 * window_s))
+    epistula = EpistulaScheme(
+        hotkey_ss58, uuids, max_age_s=config.auth_max_age_s, allowed_skew_s=config.auth_allowed_skew_s
+    )
+    authenticator = Authenticator(
+        [scheme, epistula], max_body_bytes=config.max_body_bytes, body_timeout_s=config.body_timeout_s
+    )
     metrics = GatewayMetrics(registry if registry is not None else CollectorRegistry())
     in_flight = _InFlight(config, metrics)
 

@@ -69,3 +69,9 @@ class GatewayConfig(_Frozen):
     shutdown_grace_s: float = Field(
         default=30.0, ge=0.0, allow_inf_nan=False, description="How long stop() lets in-flight requests finish."
     )
+    redis_url: str | None = Field(
+        default=None,
+        pattern=r"^(redis|rediss|unix)://",
+        description="Shared replay and rate-limit state for several workers or hosts (redis://host:6379/0); "
+        "unset keeps it in this process. Unreachable Redis fails closed (503).",
+    )

@@ -22,6 +22,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from protocol.auth.btauth import BtAuth
+from protocol.auth.epistula import EpistulaAuth
 from protocol.errors import AxongateError
 from protocol.synapses import (
     CapabilitiesResponse,
@@ -165,6 +166,8 @@ class MinerClient:
     ``keypair`` is the validator's hotkey ``Keypair`` (``wallet.hotkey``), not the ``Wallet``.
     ``max_response_bytes`` caps every answer (decoded bytes); ``connect_timeout_s`` is the default
     connect bound per call. ``transport`` and ``verify_tls`` are passed to httpx (tests, TLS).
+    ``auth_scheme`` picks how requests are signed: ``"btauth"`` (btauth/1, the default) or
+    ``"epistula"`` (Epistula v2); both bind each request to the miner's hotkey.
     """
 
     def __init__(
@@ -176,9 +179,13 @@ class MinerClient:
         connect_timeout_s: float = 3.0,
         transport: httpx.AsyncBaseTransport | None = None,
         verify_tls: Any = True,
+        auth_scheme: Literal["btauth", "epistula"] = "btauth",
     ) -> None:
         if max_response_bytes < 1:
             raise ValueError("max_response_bytes must be positive")
+        if auth_scheme not in ("btauth", "epistula"):
+            raise ValueError(f"auth_scheme must be 'btauth' or 'epistula', not {auth_scheme!r}")
+        self._signer = BtAuth if auth_scheme == "btauth" else EpistulaAuth
         self._keypair = keypair
         self._max_response_bytes = max_response_bytes
         self._connect_timeout_s = connect_timeout_s
@@ -311,7 +318,8 @@ class MinerClient:
                 timeout=timeout,
             )
             clock.start = time.monotonic()
-            response = await self._http.send(http_request, auth=BtAuth(self._keypair, target.hotkey_ss58), stream=True)
+            auth = self._signer(self._keypair, target.hotkey_ss58)
+            response = await self._http.send(http_request, auth=auth, stream=True)
             try:
                 if response.status_code != 200:
                     raise _Failure(

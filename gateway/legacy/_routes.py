@@ -20,12 +20,11 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 from loguru import logger
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Match
+from starlette.routing import Match, Route
 from starlette.types import Scope
 
 from gateway._body import read_body
@@ -50,7 +49,7 @@ from gateway.policy import Policy
 from gateway.service import InferenceService, ServiceError
 from protocol.auth import AuthErrorCode, AuthFailure
 from protocol.auth import legacy as legacy_auth
-from protocol.synapses import ChatMessage, InferenceRequest, InferenceResponse
+from protocol.synapses import InferenceRequest
 
 __all__ = ["LEGACY_SCHEME", "mount_legacy"]
 
@@ -64,8 +63,12 @@ def _is_legacy(scope: Scope) -> bool:
     return scope["type"] == "http" and any(key.startswith(_LEGACY_PREFIX) for key, _ in scope["headers"])
 
 
-class LegacyRoute(APIRoute):
-    """An ``APIRoute`` that only matches requests carrying ``bt_header_dendrite_*`` headers."""
+class LegacyRoute(Route):
+    """A Starlette ``Route`` that only matches requests carrying ``bt_header_dendrite_*`` headers.
+
+    A plain route (no FastAPI dependency solving): the handler reads and verifies everything
+    itself, in the order the scheme requires.
+    """
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if not _is_legacy(scope):
@@ -133,7 +136,7 @@ class _LegacyHandler:
 
     async def _serve(self, request: Request, synapse: LegacySynapse, started_s: float) -> Response:
         auth_headers = legacy_auth.parse_headers(request.headers)
-        raw = await read_body(request, self._config.max_body_bytes)
+        raw = await read_body(request, self._config.max_body_bytes, timeout_s=self._config.body_timeout_s)
         request_body = _load_object(raw)
         try:
             parsed = synapse.body.model_validate(request_body)
@@ -214,8 +217,7 @@ class _LegacyHandler:
             finally:
                 finish()
                 handed_over = True
-            answer = InferenceResponse.model_validate_json(unary.body)
-            outputs = inference_outputs(answer)
+            outputs = inference_outputs(bytes(unary.body))
             return echo_response(synapse.name, request_body, outputs, axon_hotkey=self._hotkey, started_s=started_s)
         finally:
             if not handed_over:
@@ -246,15 +248,7 @@ def _first(exc: ValidationError) -> str:
 def _inference_request(parsed: InferenceBody, *, stream: bool) -> InferenceRequest:
     """The typed request behind a verified synapse body; 422 naming the first invalid field."""
     try:
-        return InferenceRequest(
-            messages=[ChatMessage.model_validate(m.model_dump()) for m in parsed.messages],
-            max_tokens=parsed.max_tokens,
-            temperature=parsed.temperature,
-            top_p=parsed.top_p,
-            top_k=parsed.top_k,
-            seed=parsed.seed,
-            stream=stream,
-        )
+        return InferenceRequest.model_validate({**parsed.model_dump(), "stream": stream})
     except ValidationError as exc:
         raise GatewayError(422, "invalid_request", _first(exc)) from None
 
@@ -303,8 +297,8 @@ def mount_legacy(
         metrics=metrics,
     )
 
-    async def legacy_synapse(request: Request, synapse_name: str) -> Response:
-        return await handler(request, synapse_name)
+    async def legacy_synapse(request: Request) -> Response:
+        return await handler(request, request.path_params["synapse_name"])
 
     route = LegacyRoute("/{synapse_name}", legacy_synapse, methods=["GET", "POST"], include_in_schema=False)
     app.router.routes.insert(0, route)

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from protocol.synapses import CapabilitiesResponse, InferenceResponse
+from protocol.synapses import CapabilitiesResponse
 
 __all__ = [
     "LEGACY_SYNAPSES",
@@ -122,9 +122,10 @@ def error_response(
     return Response(body, status_code=status, headers=headers, media_type="application/json")
 
 
-def inference_outputs(answer: InferenceResponse) -> dict[str, Any]:
-    """``Inference`` output fields from a completed response."""
-    return answer.model_dump(mode="json", include=_INFERENCE_OUTPUTS)
+def inference_outputs(response_json: bytes) -> dict[str, Any]:
+    """``Inference`` output fields from the gateway's own ``InferenceResponse`` JSON (already validated)."""
+    answer = json.loads(response_json)
+    return {key: answer.get(key) for key in _INFERENCE_OUTPUTS}
 
 
 def capabilities_outputs(answer: CapabilitiesResponse) -> dict[str, Any]:

@@ -5,18 +5,28 @@ Tests here skip, saying why, when the binary is missing (``scripts/test.sh`` ins
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from bittensor import http_auth
+from prometheus_client import CollectorRegistry
 
+from gateway import GatewayConfig, GatewayServer, Policy, PolicyConfig, StaticMetagraphView, create_app
+from gateway.legacy._wire import InferenceBody
 from gateway.redis_stores import connect_redis
+from gateway.state import GatewayStores, build_stores
+from protocol.auth import legacy as legacy_auth
+from protocol.auth.epistula import sign_epistula
+from protocol.synapses import ChatMessage, InferenceRequest
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
@@ -108,3 +118,96 @@ def namespace() -> str:
 def dead_redis_url() -> str:
     """A Redis URL nothing listens on."""
     return f"redis://127.0.0.1:{free_port()}/0"
+
+
+@dataclass(frozen=True)
+class SignedRequest:
+    """One signed ``Inference`` request, ready to send (and to send again as a replay)."""
+
+    scheme: str
+    body: bytes
+    headers: dict[str, str]
+
+    def send(self, http: Any, base_url: str) -> Any:
+        """POST it with a sync or async httpx client (returns the response or its awaitable)."""
+        return http.post(f"{base_url}/Inference", content=self.body, headers=self.headers)
+
+
+SCHEMES = ("btauth", "epistula", "legacy")
+
+
+def sign_inference(scheme: str, validator: Any, miner_ss58: str) -> SignedRequest:
+    """A fresh, valid ``Inference`` request signed with ``scheme`` by ``validator`` for ``miner_ss58``."""
+    if scheme == "legacy":
+        fields = {"messages": [{"role": "user", "content": "hello"}], "max_tokens": 4, "temperature": 0.0}
+        parsed = InferenceBody.model_validate(fields)
+        body = json.dumps({"name": "Inference", **parsed.model_dump()}).encode()
+        headers = legacy_auth.sign_headers(
+            validator,
+            synapse_name="Inference",
+            axon_hotkey=miner_ss58,
+            computed_body_hash=legacy_auth.body_hash(parsed.model_dump(), parsed.hash_fields),
+            uuid=str(uuid.uuid1()),
+        )
+    else:
+        request = InferenceRequest(messages=[ChatMessage(role="user", content="hello")], max_tokens=4)
+        body = request.model_dump_json().encode()
+        if scheme == "btauth":
+            headers = http_auth.sign(validator, method="POST", path="/Inference", body=body, receiver_ss58=miner_ss58)
+        else:
+            headers = sign_epistula(validator, body, signed_for=miner_ss58)
+    return SignedRequest(scheme=scheme, body=body, headers={**headers, "content-type": "application/json"})
+
+
+def error_of(response: Any) -> str:
+    """The rejection reason in the scheme's own shape: ``error`` code, or the legacy status message."""
+    if "bt_header_axon_status_message" in response.headers:
+        return str(response.headers["bt_header_axon_status_message"])
+    return str(response.json().get("error"))
+
+
+@pytest.fixture(scope="session")
+def redis_kit() -> Any:
+    """Module-level helpers as a fixture (any pytest import mode finds them)."""
+
+    class Kit:
+        schemes = SCHEMES
+        sign = staticmethod(sign_inference)
+        error_of = staticmethod(error_of)
+        free_port = staticmethod(free_port)
+        server_binary = REDIS_SERVER
+        Server = RedisServer
+
+    return Kit
+
+
+@pytest.fixture
+async def start_shared_gateway(validator_keypair: Any, miner_keypair: Any, kit: Any) -> AsyncIterator[Any]:
+    """Start in-process gateways whose state lives at ``redis_url`` (build_stores, as a miner would)."""
+    started: list[tuple[GatewayServer, GatewayStores]] = []
+
+    async def start(redis_url: str, *, policy_config: PolicyConfig | None = None) -> tuple[str, Any]:
+        config = GatewayConfig(port=0, redis_url=redis_url)
+        stores = build_stores(config, hotkey_ss58=miner_keypair.ss58_address)
+        view = StaticMetagraphView.of_validators([validator_keypair.ss58_address])
+        policy = Policy(policy_config or PolicyConfig(), view, rate_store=stores.rate_store)
+        service = kit.FakeService()
+        app = create_app(
+            service,
+            hotkey_ss58=miner_keypair.ss58_address,
+            config=config,
+            policy=policy,
+            registry=CollectorRegistry(),
+            nonce_store=stores.nonce_store,
+            legacy_nonce_store=stores.legacy_nonce_store,
+            epistula_store=stores.epistula_store,
+        )
+        server = GatewayServer(app, "127.0.0.1", 0, grace_s=1.0)
+        await server.start()
+        started.append((server, stores))
+        return f"http://127.0.0.1:{server.port}", service
+
+    yield start
+    for server, stores in started:
+        await server.stop()
+        await stores.aclose()

@@ -12,6 +12,10 @@ path (``"package.module:function"``) of a function taking the :class:`WorkerSett
 returning :class:`WorkerComponents`: the inference service and the metagraph view (the gateway
 cannot import the miner's engine or chain code itself).
 
+Replay caches and per-hotkey rate buckets are shared through Redis; the in-flight caps
+(``gateway.max_in_flight``, ``policy.max_concurrent_per_hotkey``) stay per worker, so the
+whole server admits up to ``workers`` times those numbers.
+
 Each response carries ``X-Axongate-Worker: <pid>``, so operators (and tests) can see which
 process served a connection; the Redis pool is closed at lifespan shutdown.
 """

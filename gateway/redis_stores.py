@@ -13,6 +13,10 @@ Failure is closed: when Redis cannot be reached or answers with an error, every 
 :class:`StateStoreUnavailable`, a 503 JSON answer naming the problem, so a request whose nonce
 could not be recorded is never admitted. The client reconnects on its own; the next request after
 Redis is back is served. Keys are namespaced per miner hotkey, so several miners may share a Redis.
+
+A Redis that restarts without persistence forgets the nonces it accepted in the last freshness
+window (about 12 s), so a request captured then could be served once more after the restart;
+run Redis with ``appendonly yes`` (or a replica) where that matters.
 """
 
 from __future__ import annotations

@@ -163,7 +163,7 @@ def parse_headers(headers: Mapping[str, str]) -> LegacyAuthHeaders:
 
     hotkey = required(HEADER_HOTKEY)
     raw_nonce = required(HEADER_NONCE)
-    if not raw_nonce.isdigit() or len(raw_nonce) > 20:
+    if not (raw_nonce.isascii() and raw_nonce.isdigit()) or len(raw_nonce) > 20:
         raise AuthFailure(AuthErrorCode.MALFORMED, f"{HEADER_NONCE} must be a decimal nanosecond timestamp")
     uuid = required(HEADER_UUID)
     if len(uuid) > _MAX_UUID_CHARS or "." in uuid:
@@ -175,7 +175,8 @@ def parse_headers(headers: Mapping[str, str]) -> LegacyAuthHeaders:
         raise AuthFailure(AuthErrorCode.MALFORMED, f"{HEADER_SIGNATURE} is not hex") from None
     computed = required(HEADER_BODY_HASH)
     raw_version = lowered.get(HEADER_VERSION)
-    version = int(raw_version) if raw_version is not None and raw_version.isdigit() else None
+    valid_version = raw_version is not None and raw_version.isascii() and raw_version.isdigit()
+    version = int(raw_version) if valid_version and len(raw_version) <= 12 else None
     return LegacyAuthHeaders(
         dendrite_hotkey=hotkey,
         nonce_ns=int(raw_nonce),

@@ -162,6 +162,7 @@ async def test_bad_signature_does_not_advance_the_nonce() -> None:
         {"bt_header_dendrite_hotkey": ""},
         {"bt_header_dendrite_nonce": "12abc"},
         {"bt_header_dendrite_nonce": "-5"},
+        {"bt_header_dendrite_nonce": "1\u00b2"},  # a digit to str.isdigit, not to int()
         {"bt_header_dendrite_signature": "0xnothex"},
         {"bt_header_dendrite_uuid": "a.b"},
         {"computed_body_hash": ""},
@@ -171,6 +172,10 @@ def test_malformed_headers(change: dict[str, str]) -> None:
     with pytest.raises(AuthFailure) as caught:
         legacy_auth.parse_headers(v10_headers(**change))
     assert caught.value.code is AuthErrorCode.MALFORMED
+
+
+def test_odd_version_header_is_ignored_not_a_crash() -> None:
+    assert legacy_auth.parse_headers(v10_headers(bt_header_dendrite_version="1\u00b2")).version is None
 
 
 async def test_undecodable_hotkey_is_malformed_not_a_crash() -> None:

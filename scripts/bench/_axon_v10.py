@@ -82,15 +82,19 @@ async def _client(port: int, miner_ss58: str, count: int, rounds: int) -> dict:
         return legacy.Inference(messages=[legacy.ChatMessage(role="user", content="ping")], max_tokens=1)
 
     await dendrite.forward([target] * 16, request(), timeout=60, deserialize=False)  # warm-up
-    cpu_s, wall_s, failures = [], [], 0
+    cpu_s, wall_s, failures, reasons = [], [], 0, {}
     for _ in range(rounds):
         cpu0, wall0 = time.process_time(), time.perf_counter()
         results = await dendrite.forward([target] * count, request(), timeout=60, deserialize=False)
         cpu_s.append(time.process_time() - cpu0)
         wall_s.append(time.perf_counter() - wall0)
-        failures += sum(not r.is_success for r in results)
+        for r in results:
+            if not r.is_success:
+                failures += 1
+                reason = f"{r.dendrite.status_code} {r.dendrite.status_message}"[:120]
+                reasons[reason] = reasons.get(reason, 0) + 1
     await dendrite.aclose_session()
-    return {"cpu_s": cpu_s, "wall_s": wall_s, "failures": failures}
+    return {"cpu_s": cpu_s, "wall_s": wall_s, "failures": failures, "failure_reasons": reasons}
 
 
 def main() -> None:

@@ -78,7 +78,10 @@ def _serve_axongate(port: int) -> None:
     )
     config = GatewayConfig(port=port, max_in_flight=4096)
     app = create_app(EchoService(), hotkey_ss58=miner, config=config, policy=policy)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    # Keep idle connections longer than aiohttp's 15 s client keep-alive: with uvicorn's 5 s default a
+    # v10 Dendrite reuses connections the server is closing ("Server disconnected"), and the
+    # reconnects reorder its nonces (401 under the per-uuid monotonic rule).
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, timeout_keep_alive=30)
 
 
 def _free_port() -> int:
@@ -249,6 +252,8 @@ def _client_rounds(args: argparse.Namespace, port: int) -> dict[str, Any]:
     for name, result in (("axongate", ours), ("stock", stock)):
         per_request = [cpu / args.client_requests for cpu in result["cpu_s"]]
         summary[name] = {"cpu_us": 1e6 * statistics.median(per_request), "failures": result["failures"]}
+        for reason, count in result.get("failure_reasons", {}).items():
+            print(f"client {name:>8}: {count} failed: {reason}", flush=True)
         print(f"client {name:>8}: " + "  ".join(f"{1e6 * x:7.0f}" for x in per_request) + " us CPU/request", flush=True)
     summary["cpu_ratio"] = summary["stock"]["cpu_us"] / summary["axongate"]["cpu_us"]
     return summary

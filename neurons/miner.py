@@ -84,6 +84,7 @@ async def run_miner(settings: MinerSettings) -> int:
     from gateway.app import create_app
     from gateway.policy import Policy
     from gateway.server import GatewayServer
+    from gateway.state import build_stores
     from neurons import __version__
     from neurons.chain import open_chain
     from neurons.engines import build_engine
@@ -105,8 +106,7 @@ async def run_miner(settings: MinerSettings) -> int:
         loop.add_signal_handler(signum, stop.set)
 
     chain = await open_chain(settings.chain, settings.home)
-    engine = None
-    server = None
+    engine = server = stores = None
     try:
         uid = await chain.uid_for_hotkey(hotkey)
         if uid is None:
@@ -117,11 +117,15 @@ async def run_miner(settings: MinerSettings) -> int:
         view = ChainMetagraphView(await chain.metagraph())
         logger.info("loading engine {} model {}", settings.engine.kind, settings.engine.model)
         engine = await asyncio.to_thread(build_engine, settings.engine, settings.home)
+        stores = build_stores(settings.gateway, hotkey_ss58=hotkey)
         app = create_app(
             EngineService(engine, version=__version__),
             hotkey_ss58=hotkey,
             config=settings.gateway,
-            policy=Policy(settings.policy, view),
+            policy=Policy(settings.policy, view, rate_store=stores.rate_store),
+            nonce_store=stores.nonce_store,
+            legacy_nonce_store=stores.legacy_nonce_store,
+            epistula_store=stores.epistula_store,
         )
         server = GatewayServer(
             app, host=settings.gateway.host, port=settings.gateway.port, grace_s=settings.gateway.shutdown_grace_s
@@ -137,6 +141,8 @@ async def run_miner(settings: MinerSettings) -> int:
     finally:
         if server is not None:
             await server.stop()
+        if stores is not None:
+            await stores.aclose()
         if engine is not None:
             await engine.aclose()
         await chain.aclose()

@@ -23,9 +23,10 @@ async def test_weights_on_chain_rank_honest_over_slow_over_cheater(tiny_subnet: 
         metagraph = await chain.metagraph()
     honest, slow, cheater = (subnet.uids[n] for n in ("honest", "slow", "cheater"))
 
-    assert weights.get(cheater, 0.0) == 0.0
-    assert weights[honest] > weights[slow] > 0.0
     rows = report["uids"]
+    context = f"weights {weights}, report {rows}, logs in {subnet.logs}"
+    assert weights.get(cheater, 0.0) == 0.0, context
+    assert weights[honest] > weights[slow] > 0.0, context
     assert rows[str(cheater)]["verified"] == 0 and rows[str(cheater)]["queries"] >= 1
     assert rows[str(honest)]["verified"] == rows[str(honest)]["queries"]
     assert {n.uid for n in metagraph.neurons if n.port} == {honest, slow, cheater}

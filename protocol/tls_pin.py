@@ -70,7 +70,7 @@ def certificate_bytes_of_der(der: bytes) -> bytes | None:
 
 def _no_ca_context() -> ssl.SSLContext:
     """TLS without CA or hostname checks: the pin replaces both (see the module docstring)."""
-    context = ssl.create_default_context()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     context.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -91,9 +91,9 @@ class PinningTransport(httpx.AsyncBaseTransport):
     """
 
     def __init__(self, *, verify: Any = True, limits: httpx.Limits | None = None) -> None:
-        limits = limits or httpx.Limits()
-        self._plain = httpx.AsyncHTTPTransport(verify=verify, limits=limits, trust_env=False)
-        self._pinned = httpx.AsyncHTTPTransport(verify=_no_ca_context(), limits=limits, trust_env=False)
+        self._limits = limits or httpx.Limits()
+        self._plain = httpx.AsyncHTTPTransport(verify=verify, limits=self._limits, trust_env=False)
+        self._pinned: httpx.AsyncHTTPTransport | None = None  # built on the first pinned request
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         pin = request.extensions.get(PIN_EXTENSION)
@@ -114,6 +114,8 @@ class PinningTransport(httpx.AsyncBaseTransport):
                 await outer_trace(event, info)
 
         request.extensions = {**request.extensions, "trace": check_handshake}
+        if self._pinned is None:
+            self._pinned = httpx.AsyncHTTPTransport(verify=_no_ca_context(), limits=self._limits, trust_env=False)
         response = await self._pinned.handle_async_request(request)
         if not _peer_matches(response.extensions.get("network_stream"), pin):
             await response.aclose()
@@ -122,7 +124,8 @@ class PinningTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._plain.aclose()
-        await self._pinned.aclose()
+        if self._pinned is not None:
+            await self._pinned.aclose()
 
 
 _MISMATCH = "the server's TLS key does not match the certificate its hotkey published on chain"

@@ -32,7 +32,7 @@ async def test_unary_inference_returns_the_joined_completion(start_gateway: Any,
 async def test_stream_delivers_first_chunk_while_generation_still_runs(
     start_gateway: Any, client: Any, kit: Any
 ) -> None:
-    service = kit.FakeService(chunks=kit.make_chunks(4), delay_s=0.15)
+    service = kit.FakeService(chunks=kit.make_chunks(4), delay_s=0.3)
     live = await start_gateway(service)
     result = await client.infer(live.target, kit.prompt(stream=True, max_tokens=4), timeout_s=10)
     assert result.ok, result.message
@@ -125,3 +125,21 @@ async def test_client_reports_a_rejection_as_typed_http_status(
     assert not result.ok
     assert result.error is QueryErrorCode.HTTP_STATUS and result.status_code == 403
     assert "hotkey_not_registered" in result.message
+
+
+async def test_a_wallet_hotkey_created_on_disk_signs_for_the_client(
+    start_gateway: Any, tmp_path: Any, kit: Any
+) -> None:
+    import bittensor as bt
+
+    from gateway import StaticMetagraphView
+    from protocol.client import MinerClient
+
+    wallet = bt.Wallet(name="validator", hotkey="default", path=str(tmp_path / "wallets"))
+    wallet.create_new_coldkey(use_password=False, overwrite=True, suppress=True)
+    wallet.create_new_hotkey(use_password=False, overwrite=True, suppress=True)
+    hotkey = bt.Wallet(name="validator", hotkey="default", path=str(tmp_path / "wallets")).hotkey  # reloaded
+    live = await start_gateway(peers=StaticMetagraphView.of_validators([hotkey.ss58_address]))
+    async with MinerClient(hotkey) as wallet_client:
+        result = await wallet_client.infer(live.target, kit.prompt(stream=True), timeout_s=5)
+    assert result.ok, result.message

@@ -13,7 +13,7 @@ from protocol.synapses import InferenceChunk
 
 
 async def test_rate_limit_answers_429_with_retry_after(start_gateway: Any, client: Any, kit: Any) -> None:
-    live = await start_gateway(policy_config=PolicyConfig(rate_per_s=0.5, burst=2))
+    live = await start_gateway(policy_config=PolicyConfig(rate_per_s=0.01, burst=2))
     results = [await client.infer(live.target, kit.prompt(), timeout_s=5) for _ in range(3)]
     assert [r.ok for r in results] == [True, True, False]
     assert results[2].status_code == 429 and "rate_limited" in results[2].message

@@ -31,9 +31,10 @@ async def _pull(chunks: AsyncIterator[InferenceChunk]) -> object:
 class Generation:
     """Drive a service's chunk iterator with a deadline on the event loop's clock.
 
-    Each ``next`` waits in a task, so waiting can stop for a keepalive without disturbing the
-    service's iterator. ``aclose`` cancels a pending pull and closes the iterator (shielded, so it
-    still runs when the request itself is being cancelled), freeing the engine slot.
+    A ``next`` that may stop for a keepalive waits in a task, so stopping does not disturb the
+    service's iterator; one without a keepalive (unary, NDJSON) pulls inline under the deadline,
+    saving a task per chunk. ``aclose`` cancels a pending pull and closes the iterator (shielded,
+    so it still runs when the request itself is being cancelled), freeing the engine slot.
     """
 
     def __init__(self, chunks: AsyncIterator[InferenceChunk], *, deadline_s: float) -> None:
@@ -51,6 +52,10 @@ class Generation:
         Raises ``TimeoutError`` at the deadline; the service's own exceptions propagate.
         """
         if self._pending is None:
+            if keepalive_s is None:
+                item = await self._pull_inline()
+                self._count(item)
+                return item
             self._pending = asyncio.ensure_future(_pull(self._chunks))
         remaining_s = self.deadline_s - self._loop.time()
         wait_s = remaining_s if keepalive_s is None else min(keepalive_s, remaining_s)
@@ -61,11 +66,22 @@ class Generation:
             return KEEPALIVE
         task, self._pending = self._pending, None
         item = task.result()
+        self._count(item)
+        return item
+
+    async def _pull_inline(self) -> object:
+        """Pull in this task when no keepalive can interrupt the wait (unary, NDJSON): no extra task.
+
+        At the deadline the pull is cancelled inside the service's iterator, as ``aclose`` would.
+        """
+        async with asyncio.timeout_at(self.deadline_s):
+            return await _pull(self._chunks)
+
+    def _count(self, item: object) -> None:
         if isinstance(item, InferenceChunk) and item.token_ids:
             if self.ttft_s is None:
                 self.ttft_s = self._loop.time() - self.started_s
             self.completion_tokens += len(item.token_ids)
-        return item
 
     def elapsed_s(self) -> float:
         return self._loop.time() - self.started_s

@@ -34,7 +34,12 @@ class _EmbeddedServer(uvicorn.Server):
 
 
 class GatewayServer:
-    """A uvicorn server for ``app`` on ``host:port`` (``port=0`` picks a free port, see :attr:`port`)."""
+    """A uvicorn server for ``app`` on ``host:port`` (``port=0`` picks a free port, see :attr:`port`).
+
+    ``keep_alive_s`` is how long an idle connection stays open. It must outlast the callers' own
+    idle keep-alive (bittensor <= 10 dendrites, aiohttp: 15 s): a server that closes first races
+    the caller reusing the connection, and the caller sees a spurious disconnect.
+    """
 
     def __init__(
         self,
@@ -47,6 +52,7 @@ class GatewayServer:
         tls_keyfile: Path | None = None,
         log_level: str = "warning",
         access_log: bool = False,
+        keep_alive_s: float = 30.0,
     ) -> None:
         if (tls_certfile is None) != (tls_keyfile is None):
             raise ValueError("give both tls_certfile and tls_keyfile, or neither")
@@ -64,6 +70,7 @@ class GatewayServer:
             ssl_certfile=str(tls_certfile) if tls_certfile else None,
             ssl_keyfile=str(tls_keyfile) if tls_keyfile else None,
             server_header=False,
+            timeout_keep_alive=keep_alive_s,
         )
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None

@@ -7,6 +7,7 @@ import socket
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 
 from gateway import GatewayServer, GatewayStartError
 from protocol.client import QueryErrorCode
@@ -51,3 +52,33 @@ async def test_binding_a_taken_port_is_a_start_error(kit: Any) -> None:
 async def test_port_is_known_only_after_start() -> None:
     with pytest.raises(RuntimeError):
         _ = GatewayServer(object()).port
+
+
+async def _idle_then_request(port: int, idle_s: float) -> bytes:
+    """Send a request, idle ``idle_s`` on the same connection, send another; what the second got."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    request = b"GET /health HTTP/1.1\r\nhost: gateway\r\n\r\n"
+    try:
+        writer.write(request)
+        first = await asyncio.wait_for(reader.readuntil(b'"ok"}'), 5)
+        assert first.startswith(b"HTTP/1.1 200")
+        await asyncio.sleep(idle_s)
+        writer.write(request)
+        return await asyncio.wait_for(reader.read(4096), 5)
+    except ConnectionError:
+        return b""
+    finally:
+        writer.close()
+
+
+async def test_idle_connections_stay_open_for_keep_alive_s() -> None:
+    app = FastAPI()
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    async with GatewayServer(app, "127.0.0.1", 0, keep_alive_s=3.0) as kept:
+        assert (await _idle_then_request(kept.port, 1.5)).startswith(b"HTTP/1.1 200")
+    async with GatewayServer(app, "127.0.0.1", 0, keep_alive_s=0.5) as closing:
+        assert await _idle_then_request(closing.port, 1.5) == b""

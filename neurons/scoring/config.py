@@ -33,9 +33,10 @@ class ScoringConfig(BaseModel):
     filter_margin_nats: float = Field(default=0.5, ge=0.0)
     """Slack for the top-k filter at temperature > 0: a token ranked beyond ``top_k`` is accepted if its
     logprob is within this many nats of the ``top_k``-th alternative's."""
-    nucleus_slack: float = Field(default=0.05, ge=0.0, le=1.0)
+    nucleus_slack: float = Field(default=0.08, ge=0.0, le=1.0)
     """Slack for the top-p filter: a sampled token fails only if the probability mass provably ranked
-    above it (temperature-scaled lower bound) is at least ``top_p + nucleus_slack``."""
+    above it (temperature-scaled lower bound) is at least ``top_p + nucleus_slack``. Honest bf16 miners
+    measured at most 0.014 above ``top_p``; challenges keep ``top_p <= 0.9`` so the check can fire."""
     eos_avoidance_min_prob: float = Field(default=1e-6, gt=0.0, lt=1.0)
     """Fail a sampled completion when the chance of honestly skipping EOS at every position where the
     validator saw it likely (lower bound) falls below this."""

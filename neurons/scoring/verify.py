@@ -25,7 +25,22 @@ miner's token ids through its own copy of the model (``Engine.score``), and hand
    under-estimated from the validator's EOS logprob minus ``eos_logprob_slack_nats``), so an honest
    miner on another engine fails with at most that probability.
 
-Thresholds live in :class:`~neurons.scoring.config.ScoringConfig`; BENCHMARKS.md has the calibration.
+Thresholds live in :class:`~neurons.scoring.config.ScoringConfig`. Calibration (BENCHMARKS.md,
+``scripts/bench/verify.py calibrate``), honest answers on the transformers engine, validator fp32:
+
+================================  ==============  ==============  ===========
+measured (worst case)             tiny, bf16      SmolLM2, bf16   threshold
+                                  miner, 300      miner, 60
+================================  ==============  ==============  ===========
+|dlogprob| on one token           0.081           0.317           1.0
+mean |dlogprob| of one answer     0.022           0.069           0.2
+greedy gap to argmax (flips)      0.068           0.064           0.5
+scaled mass above / top_p         1.015           0.972           (top_p + 0.08) / top_p
+================================  ==============  ==============  ===========
+
+fp32 miners differ from the validator by at most 1.5e-5 nats and never flip an argmax. No honest
+answer of the 720 failed any check; published vLLM bf16 vs fp32 figures (worst 0.32 nats) match
+the bf16 column, so the thresholds leave roughly 3x room for a vLLM miner.
 Verification never raises for anything a miner sends; it raises ``ValueError`` only when the caller's
 own inputs disagree (teacher-forced positions that do not match the response's tokens).
 :func:`neurons.scoring.answer.verify_answer` runs the whole sequence against an engine.

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from neurons.telemetry.wandb_reader import find_run_file, read_records
 
 __all__ = ["ChallengeSample", "UidStepMetrics", "WandbRun"]
 
@@ -130,8 +133,29 @@ class WandbRun:
             data["samples"] = table
         self._run.log(data, step=step)
 
-    def finish(self) -> None:
-        """Flush and close the run; idempotent."""
-        if self._run is not None:
-            self._run.finish()
-            self._run = None
+    def finish(self, *, flush_timeout_s: float = 30.0) -> None:
+        """Close the run; idempotent. For an offline run, returns once its file is complete.
+
+        wandb's ``finish`` can return before its service has written the run file out; waiting for
+        the file's exit record (up to ``flush_timeout_s``) means the file is complete when this
+        returns, so it can be read back or synced at once. Raises ``TimeoutError`` past the timeout.
+        """
+        if self._run is None:
+            return
+        self._run.finish()
+        self._run = None
+        if self.mode == "offline":
+            _wait_for_exit_record(self.run_dir, flush_timeout_s)
+
+
+def _wait_for_exit_record(run_dir: Path, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if any(r.WhichOneof("record_type") == "exit" for r in read_records(find_run_file(run_dir))):
+                return
+        except (FileNotFoundError, ValueError):
+            pass  # not written yet
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"wandb did not finish writing {run_dir} within {timeout_s:g}s")
+        time.sleep(0.05)

@@ -216,7 +216,7 @@ def test_low_temperature_nucleus_bound_uses_the_scaled_normaliser() -> None:
     pos = position(5, -11.0, rank=124, top=top)
     above = scaled_mass_above(pos, 0.36, VOCAB, CONFIG.filter_margin_nats)
     assert 0.97 < above <= 1.0
-    req = request(temperature=0.36, top_p=0.92)
+    req = request(temperature=0.36, top_p=0.85)
     positions = [pos, *POSITIONS[1:]]
     claimed = [p.logprob for p in positions]
     assert run(req, answer(IDS, claimed, FinishReason.LENGTH), positions).reason is VerdictReason.FILTER_VIOLATION

@@ -15,7 +15,8 @@ _SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench" / "load.py"
 
 @pytest.mark.slow
 def test_signed_load_has_no_errors_and_bounded_memory() -> None:
-    command = [sys.executable, str(_SCRIPT), "--duration-s", "5", "--concurrency", "64", "--variants", "signed"]
+    command = [sys.executable, str(_SCRIPT), "--duration-s", "5", "--concurrency", "64", "--warmup-s", "2"]
+    command += ["--variants", "signed"]
     done = subprocess.run([*command, "--json"], capture_output=True, text=True, timeout=180, check=False)
     assert done.stdout.strip(), done.stderr[-2000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])

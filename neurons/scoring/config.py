@@ -63,10 +63,12 @@ class ScoringConfig(BaseModel):
     """EMA update: ``ema = alpha * reward + (1 - alpha) * ema``."""
 
     # --- challenges -----------------------------------------------------------------------------
-    max_new_tokens: int = Field(default=64, ge=1, le=4096)
+    max_new_tokens: int = Field(default=96, ge=1, le=4096)
     """Largest ``max_tokens`` a challenge asks for."""
-    min_new_tokens: int = Field(default=8, ge=1)
-    """Smallest ``max_tokens`` a challenge asks for."""
+    min_new_tokens: int = Field(default=32, ge=1)
+    """Smallest ``max_tokens`` a challenge asks for. Verification costs one prefill over prompt and
+    completion, so short completions make it relatively dearer (0.12x of generation at 32 tokens,
+    0.08x at 64 on SmolLM2); 32 is also the shortest stream judged for buffering."""
     greedy_fraction: float = Field(default=0.3, ge=0.0, le=1.0)
     """Share of challenges at temperature 0."""
     sample_size: int = Field(default=8, ge=1)

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from protocol._http1 import Http1Transport
 from protocol.auth.btauth import BtAuth
 from protocol.auth.epistula import EpistulaAuth
 from protocol.errors import AxongateError
@@ -189,9 +190,10 @@ class MinerClient:
         self._keypair = keypair
         self._max_response_bytes = max_response_bytes
         self._connect_timeout_s = connect_timeout_s
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._http = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-            transport=transport,
+            limits=limits,
+            transport=transport if transport is not None else _default_transport(verify_tls, limits, max_connections),
             verify=verify_tls,
             trust_env=False,
             follow_redirects=False,
@@ -391,6 +393,12 @@ class MinerClient:
                 f"stream returned {len(joined.token_ids)} tokens for max_tokens={request.max_tokens}",
             )
         return joined
+
+
+def _default_transport(verify_tls: Any, limits: httpx.Limits, max_connections: int) -> httpx.AsyncBaseTransport:
+    """Plain HTTP over the lean per-address pool (O(1) per request); TLS and pinned requests over httpx's."""
+    fallback = httpx.AsyncHTTPTransport(verify=verify_tls, limits=limits, trust_env=False)
+    return Http1Transport(fallback, max_connections=max_connections)
 
 
 def _take_line(line: bytes, chunks: list[InferenceChunk], clock: _Clock) -> None:

@@ -31,12 +31,14 @@ from protocol.synapses import ChatMessage, FinishReason
 
 __all__ = [
     "BufferingEngine",
+    "CheatKind",
     "InventedLogprobsEngine",
     "RandomTokensEngine",
     "ReplayEngine",
     "SlowEngine",
     "TruncatingEngine",
     "TruncationMode",
+    "build_cheater",
     "build_impostor_model",
 ]
 
@@ -222,3 +224,41 @@ def build_impostor_model(source: Path, dest: Path, *, noise_std: float = 0.02, s
         save_file(noisy, path, metadata={"format": "pt"})
     (dest / ".impostor").write_text(f"noise_std={noise_std} seed={seed}\n")
     return dest
+
+
+class CheatKind(StrEnum):
+    """The engine-level cheats by name (for the demo's and tests' command lines)."""
+
+    RANDOM_TOKENS = "random_tokens"
+    INVENTED_LOGPROBS = "invented_logprobs"
+    TRUNCATE_LENGTH = "truncate_length"
+    TRUNCATE_STOP = "truncate_stop"
+    REPLAY = "replay"
+    SLOW = "slow"
+    BUFFERING = "buffering"
+
+
+def build_cheater(kind: CheatKind | str, inner: Engine, *, delay_s: float = 1.0) -> Engine:
+    """Wrap the honest ``inner`` engine in the cheat ``kind``; ``delay_s`` paces ``slow`` and ``buffering``.
+
+    Raises ``ValueError`` naming the valid kinds for an unknown one.
+    """
+    try:
+        kind = CheatKind(kind)
+    except ValueError:
+        raise ValueError(f"unknown cheat {kind!r}; choose one of {', '.join(k.value for k in CheatKind)}") from None
+    match kind:
+        case CheatKind.RANDOM_TOKENS:
+            return RandomTokensEngine(inner)
+        case CheatKind.INVENTED_LOGPROBS:
+            return InventedLogprobsEngine(inner)
+        case CheatKind.TRUNCATE_LENGTH:
+            return TruncatingEngine(inner, mode=TruncationMode.REPORT_LENGTH)
+        case CheatKind.TRUNCATE_STOP:
+            return TruncatingEngine(inner, mode=TruncationMode.CLAIM_STOP)
+        case CheatKind.REPLAY:
+            return ReplayEngine(inner)
+        case CheatKind.SLOW:
+            return SlowEngine(inner, delay_s=delay_s)
+        case CheatKind.BUFFERING:
+            return BufferingEngine(inner, hold_s=delay_s)

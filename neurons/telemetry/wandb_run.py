@@ -85,7 +85,7 @@ class WandbRun:
         key = api_key or os.environ.get("WANDB_API_KEY")
         mode = cls.mode_for(key)
         if key:
-            wandb.login(key=key, verify=False)
+            wandb.login(key=key, verify=False, prompt=False)
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         run = wandb.init(

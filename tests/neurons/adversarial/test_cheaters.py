@@ -12,12 +12,14 @@ from adversarial_kit import CONFIG, build, challenges, query_and_verify
 
 from neurons.adversaries import (
     BufferingEngine,
+    CheatKind,
     InventedLogprobsEngine,
     RandomTokensEngine,
     ReplayEngine,
     SlowEngine,
     TruncatingEngine,
     TruncationMode,
+    build_cheater,
     build_impostor_model,
 )
 from neurons.engines.base import Engine
@@ -108,3 +110,11 @@ async def test_a_stream_held_back_and_flushed_at_the_end_fails(serve, client, mi
     result, verdict = await query_and_verify(client, target, validator_engine, request)
     assert result.ok and result.ttft_s is not None and result.ttft_s < 0.5, "the cheat flatters time to first token"
     assert verdict.reason is VerdictReason.BUFFERED_STREAM
+
+
+def test_cheaters_are_built_by_name_and_are_engines(miner_engine) -> None:
+    for kind in CheatKind:
+        cheater = build_cheater(kind.value, miner_engine)
+        assert isinstance(cheater, Engine) and cheater.info == miner_engine.info
+    with pytest.raises(ValueError, match="random_tokens"):
+        build_cheater("teleport", miner_engine)

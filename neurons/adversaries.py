@@ -203,7 +203,8 @@ def build_impostor_model(source: Path, dest: Path, *, noise_std: float = 0.02, s
 
     The copy keeps the tokenizer, chat template and config, so it is served exactly like the real
     model and differs only in what it computes: a miner serving a cheaper or different model.
-    Idempotent for an existing ``dest``. Needs torch and safetensors (the ``cpu`` extra).
+    Idempotent: a finished ``dest`` (marked by ``.impostor``, written last) is returned as it is, an
+    interrupted one is rebuilt. Needs torch and safetensors (the ``cpu`` extra).
     """
     import torch
     from safetensors.torch import load_file, save_file
@@ -211,7 +212,7 @@ def build_impostor_model(source: Path, dest: Path, *, noise_std: float = 0.02, s
     source, dest = Path(source), Path(dest)
     if (dest / ".impostor").is_file():
         return dest
-    shutil.copytree(source, dest, dirs_exist_ok=True)
+    shutil.copytree(source, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".*"))  # not source's markers
     generator = torch.Generator().manual_seed(seed)
     for path in sorted(dest.glob("*.safetensors")):
         tensors = load_file(path)

@@ -93,6 +93,8 @@ class ModelWorker:
         self._active: list[GenerateJob] = []
         self._closing = False
         self._dead: BaseException | None = None
+        self.tokens_generated = 0
+        """Tokens sampled since start (written by the model thread only)."""
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -198,6 +200,7 @@ class ModelWorker:
             rank = int(ranks_of(logits, torch.tensor(token)))
             job.last_token = token
             job.produced += 1
+            self.tokens_generated += 1
             text = job.detokenizer.push(token)
             finish = None
             if token in self._eos:

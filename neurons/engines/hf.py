@@ -2,7 +2,7 @@
 
 A dedicated model thread (``_hf_worker.ModelWorker``) runs every forward pass and interleaves
 concurrent requests step by step; the async API only submits jobs and awaits their results, so
-the event loop never blocks on the model. Numerics: fp32 with eager attention by default, the
+the event loop never blocks on the model. Numerics: fp32 (SDPA attention) by default, the
 reference against which miners' answers are verified (``score`` agrees with the logprobs that
 ``generate`` reports to ~1e-6 nats).
 """
@@ -82,6 +82,11 @@ class HfEngine:
     def requests_in_flight(self) -> int:
         """Generate and score requests running or queued (for metrics; not part of the ``Engine`` seam)."""
         return self._worker.in_flight()
+
+    @property
+    def tokens_generated(self) -> int:
+        """Tokens sampled since the engine started, aborted requests included (a metrics counter)."""
+        return self._worker.tokens_generated
 
     def encode_chat(self, messages: Sequence[ChatMessage]) -> list[int]:
         return self._codec.encode_chat(messages)

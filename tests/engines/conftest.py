@@ -42,6 +42,9 @@ def vllm_available() -> bool:
     return torch.cuda.is_available()
 
 
+SLOTS = 4
+"""``max_concurrency`` of the HF engines under test."""
+
 ENGINE_PARAMS = [
     pytest.param("hf-tiny", id="hf-tiny"),
     pytest.param("vllm-adapter", id="vllm-adapter"),
@@ -51,22 +54,24 @@ ENGINE_PARAMS = [
 
 async def _build(name: str, home: Path) -> EngineUnderTest:
     if name == "hf-tiny":
-        config = EngineConfig(model="tiny", threads=1, max_concurrency=8)
+        config = EngineConfig(model="tiny", threads=1, max_concurrency=SLOTS)
         engine = await asyncio.to_thread(build_engine, config, home, progress=False)
-        return EngineUnderTest(name, engine, logprob_tolerance=1e-4, batch_invariant=True)
+        return EngineUnderTest(name, engine, logprob_tolerance=1e-4, batch_invariant=True, slots=SLOTS)
     if name == "hf-smollm2":
-        config = EngineConfig(model="smollm2", threads=1, max_concurrency=4)
+        config = EngineConfig(model="smollm2", threads=1, max_concurrency=SLOTS)
         engine = await asyncio.to_thread(build_engine, config, home, progress=False)
-        return EngineUnderTest(name, engine, logprob_tolerance=1e-4, batch_invariant=True)
+        return EngineUnderTest(name, engine, logprob_tolerance=1e-4, batch_invariant=True, slots=SLOTS)
     if name == "vllm-adapter":
         # VllmEngine's own logic over a vLLM-shaped stand-in (fake_vllm) backed by the tiny HF engine.
-        backend = await asyncio.to_thread(build_engine, EngineConfig(model="tiny", threads=1), home, progress=False)
+        backend_config = EngineConfig(model="tiny", threads=1, max_concurrency=SLOTS)
+        backend = await asyncio.to_thread(build_engine, backend_config, home, progress=False)
         config = EngineConfig(kind="vllm", model="tiny", vllm=VllmConfig(max_model_len=1024, seed=3))
         with fake_vllm.installed(backend):
             engine = await asyncio.to_thread(build_engine, config, home, progress=False)
         args = fake_vllm.FakeAsyncLLM.last_args
         assert args is not None and args.kwargs["logprobs_mode"] == "raw_logprobs" and args.kwargs["seed"] == 3
-        return EngineUnderTest(name, _WithFakeVllm(engine, backend), logprob_tolerance=1e-4, batch_invariant=True)
+        wrapped = _WithFakeVllm(engine, backend)
+        return EngineUnderTest(name, wrapped, logprob_tolerance=1e-4, batch_invariant=True, slots=SLOTS)
     if name == "vllm":
         if not vllm_available():
             pytest.skip("vllm engine needs a CUDA device and the vllm extra")
@@ -74,8 +79,8 @@ async def _build(name: str, home: Path) -> EngineUnderTest:
             kind="vllm", model="smollm2", vllm=VllmConfig(gpu_memory_utilization=0.3, max_model_len=2048, seed=0)
         )
         engine = await asyncio.to_thread(build_engine, config, home, progress=False)
-        # bf16 decode and prefill kernels differ: tolerance of the order seen between vLLM runs.
-        return EngineUnderTest(name, engine, logprob_tolerance=0.1, batch_invariant=False)
+        # bf16 decode and prefill kernels differ; tolerance of the order reported for bf16 vLLM.
+        return EngineUnderTest(name, engine, logprob_tolerance=0.2, batch_invariant=False, slots=64)
     raise AssertionError(name)
 
 
@@ -107,6 +112,15 @@ class _WithFakeVllm:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._engine, name)
+
+    @property
+    def requests_in_flight(self) -> int:
+        return self._engine.requests_in_flight + self._backend.requests_in_flight
+
+    @property
+    def tokens_generated(self) -> int:
+        """The backing HF engine's counter: shows whether an abort reached the (stand-in) backend."""
+        return self._backend.tokens_generated
 
     async def generate(self, request: Any) -> AsyncIterator[Any]:
         with fake_vllm.installed(self._backend):

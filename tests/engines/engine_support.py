@@ -17,3 +17,5 @@ class EngineUnderTest:
     """Largest |generate logprob - score logprob| accepted, in nats."""
     batch_invariant: bool
     """Whether a request's tokens are identical whether it runs alone or among others."""
+    slots: int
+    """Requests the engine runs at once (more wait in its queue)."""

@@ -126,10 +126,15 @@ class FakeAsyncLLM:
         request = GenerationRequest(
             tuple(ids), params.max_tokens, params.temperature, params.top_p, params.top_k, params.seed, request_id
         )
-        async for chunk in self._backend.generate(request):
-            maps = [{t: Logprob(lp, r)} for t, lp, r in zip(chunk.token_ids, chunk.logprobs, chunk.ranks, strict=True)]
-            reason = None if chunk.finish_reason is None else str(chunk.finish_reason)
-            yield RequestOutput([CompletionOutput(list(chunk.token_ids), maps, reason)], reason is not None)
+        stream = self._backend.generate(request)
+        try:  # like vLLM: closing this generator aborts the request
+            async for chunk in stream:
+                entries = zip(chunk.token_ids, chunk.logprobs, chunk.ranks, strict=True)
+                maps = [{t: Logprob(lp, r)} for t, lp, r in entries]
+                reason = None if chunk.finish_reason is None else str(chunk.finish_reason)
+                yield RequestOutput([CompletionOutput(list(chunk.token_ids), maps, reason)], reason is not None)
+        finally:
+            await stream.aclose()
 
     def shutdown(self) -> None:
         self._backend.close()

@@ -22,7 +22,7 @@ from typing import Any
 from loguru import logger
 
 from neurons.challenges import Challenge, ChallengeGenerator
-from neurons.engines.base import Engine
+from neurons.engines.base import Engine, EngineError
 from neurons.scoring.answer import verify_answer
 from neurons.scoring.config import ScoringConfig
 from neurons.scoring.rewards import Measurement, compute_rewards, weights_from_scores
@@ -100,7 +100,13 @@ class ValidatorLoop:
                 for n, ch in zip(sample, challenges, strict=True)
             )
         )
-        verdicts = await asyncio.gather(*(self._verify(ch, r) for ch, r in zip(challenges, results, strict=True)))
+        judged = await asyncio.gather(*(self._verify(ch, r) for ch, r in zip(challenges, results, strict=True)))
+        # Answers the validator could not judge (its own engine failed) are left out of this step.
+        kept = [i for i, verdict in enumerate(judged) if verdict is not None]
+        sample = [sample[i] for i in kept]
+        challenges = [challenges[i] for i in kept]
+        results = [results[i] for i in kept]
+        verdicts = [judged[i] for i in kept]
 
         measurements = []
         for neuron, result, verdict in zip(sample, results, verdicts, strict=True):
@@ -133,15 +139,22 @@ class ValidatorLoop:
         await asyncio.to_thread(save_state, self.state, self._state_path)
         self._metrics.steps.inc()
         self._metrics.set_scores(self.state.scores(), weights)
-        self._log_wandb(sample, challenges, results, verdicts, rewards, weights)
+        await asyncio.to_thread(self._log_wandb, sample, challenges, results, verdicts, rewards, weights)
         await asyncio.to_thread(self._write_report, metagraph)
         return StepSummary(self.state.step, len(sample), sum(v.verified for v in verdicts), outcome.success)
 
-    async def _verify(self, challenge: Challenge, result: QueryResult) -> Verdict:
+    async def _verify(self, challenge: Challenge, result: QueryResult) -> Verdict | None:
+        """The verdict on one answer; ``None`` when the validator itself could not judge it."""
         if not result.ok or result.response is None:
             code = result.error.value if result.error else "no answer"
             return Verdict(False, VerdictReason.NO_RESPONSE, f"{code}: {result.message}"[:300])
-        return await verify_answer(self._engine, challenge.request, result, self._scoring)
+        try:
+            return await verify_answer(self._engine, challenge.request, result, self._scoring)
+        except EngineError as exc:
+            # The validator's own engine failed: not the miner's fault, so it must not cost the
+            # miner anything either. The answer is skipped (no reward, no penalty) this step.
+            logger.error("cannot verify: the validator's engine failed: {}", exc)
+            return None
 
     def _log_wandb(self, sample, challenges, results, verdicts, rewards, weights) -> None:
         if self._wandb is None:

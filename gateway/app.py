@@ -3,7 +3,7 @@
 Routes: ``POST /Inference`` (unary JSON, or a stream: NDJSON by default, SSE on
 ``Accept: text/event-stream``), ``POST /Capabilities``, ``GET /health``, ``GET /metrics``.
 Each signed route runs: size-capped body read -> signature verification -> policy (403/429) ->
-in-flight cap (503) -> JSON parsing (400/422) -> the service. Every rejection is a JSON
+in-flight cap (waits by caller stake, then 503) -> JSON parsing (400/422) -> the service. Every rejection is a JSON
 ``ErrorBody``; nothing a caller sends can stop the process from serving.
 """
 
@@ -24,12 +24,14 @@ from gateway._body import read_body
 from gateway._errors import GatewayError, error_response
 from gateway._generation import Generation
 from gateway._streaming import SSE_MEDIA_TYPE, stream_response, unary_response
+from gateway.admission import AdmissionQueue
 from gateway.auth import Authenticator, BtAuthScheme, Caller
 from gateway.config import GatewayConfig
 from gateway.epistula import EpistulaScheme, InMemoryUuidStore, UuidStore
 from gateway.legacy import mount_legacy
 from gateway.metrics import GatewayMetrics, MetricsMiddleware, label_caller
 from gateway.policy import Lease, Policy
+from gateway.response_signing import ResponseSigningMiddleware
 from gateway.service import InferenceService, ServiceError
 from gateway.stores import InMemoryNonceStore, NonceStore
 from protocol.auth.legacy import MonotonicNonceStore
@@ -53,6 +55,7 @@ def create_app(
     registry: CollectorRegistry | None = None,
     legacy_nonce_store: MonotonicNonceStore | None = None,
     epistula_store: UuidStore | None = None,
+    signer: Any | None = None,
 ) -> Any:
     """Build the gateway app serving ``service`` as the miner ``hotkey_ss58``.
 
@@ -62,8 +65,12 @@ def create_app(
     ``app.dependency_overrides``); metrics are ``app.state.metrics``.
     ``epistula_store`` is the Epistula v2 uuid replay cache (same default). With
     ``config.redis_url`` set, all three replay stores must be given (``gateway.state.build_stores``).
+    ``signer`` is the miner's hotkey ``Keypair``: every answer to an authenticated caller is then
+    signed with it (axongate-response/1, ``gateway.response_signing``); None leaves answers unsigned.
     Raises ``ValueError`` when the nonce store retains entries for less than the auth window.
     """
+    if signer is not None and signer.ss58_address != hotkey_ss58:
+        raise ValueError(f"signer {signer.ss58_address} is not the miner hotkey {hotkey_ss58}")
     if config.redis_url is not None and None in (nonce_store, legacy_nonce_store, epistula_store):
         raise ValueError("config.redis_url is set: pass the shared stores from gateway.state.build_stores()")
     window_s = config.auth_max_age_s + config.auth_allowed_skew_s
@@ -79,7 +86,14 @@ def create_app(
         [scheme, epistula], max_body_bytes=config.max_body_bytes, body_timeout_s=config.body_timeout_s
     )
     metrics = GatewayMetrics(registry if registry is not None else CollectorRegistry())
-    in_flight = _InFlight(config, metrics)
+    in_flight = AdmissionQueue(
+        max_in_flight=config.max_in_flight,
+        max_waiting=config.admission_queue_size,
+        max_wait_s=config.admission_max_wait_s,
+        retry_after_s=config.retry_after_s,
+        priority=policy.stake_of,
+        gauge=metrics.in_flight,
+    )
 
     async def admit(request: Request, caller: Caller) -> tuple[Lease, bytes]:
         """The raw body (read by auth, or now when auth is overridden) and the policy's lease."""
@@ -93,7 +107,10 @@ def create_app(
     app = FastAPI(title="axongate miner gateway", docs_url=None, redoc_url=None)
     app.state.authenticator = authenticator
     app.state.metrics = metrics
+    app.state.admission = in_flight
     app.add_middleware(MetricsMiddleware, metrics=metrics, routes=_ROUTES)
+    if signer is not None:
+        app.add_middleware(ResponseSigningMiddleware, signer=signer)
     _add_error_handlers(app)
 
     async def model_name() -> str:
@@ -107,7 +124,11 @@ def create_app(
     @app.post(_INFERENCE, response_model=None, openapi_extra=_body_schema(InferenceRequest))
     async def inference(request: Request, caller: Caller = Depends(authenticator)) -> Response:
         lease, body = await admit(request, caller)
-        release = in_flight.enter()
+        try:
+            release = await in_flight.acquire(caller.hotkey_ss58)
+        except BaseException:
+            lease.release()
+            raise
         handed_over = False
         try:
             parsed = _parse(InferenceRequest, body)
@@ -174,36 +195,6 @@ def create_app(
     return app
 
 
-class _InFlight:
-    """Process-wide cap on Inference requests being served (503 ``overloaded`` beyond)."""
-
-    def __init__(self, config: GatewayConfig, metrics: GatewayMetrics) -> None:
-        self._config = config
-        self._gauge = metrics.in_flight
-        self.count = 0
-
-    def enter(self) -> Any:
-        if self.count >= self._config.max_in_flight:
-            raise GatewayError(
-                503,
-                "overloaded",
-                f"{self._config.max_in_flight} requests already in flight",
-                headers={"Retry-After": str(self._config.retry_after_s)},
-            )
-        self.count += 1
-        self._gauge.inc()
-        released = False
-
-        def release() -> None:
-            nonlocal released
-            if not released:
-                released = True
-                self.count -= 1
-                self._gauge.dec()
-
-        return release
-
-
 def _start(service: InferenceService, request: InferenceRequest) -> Any:
     try:
         return service.infer(request)
@@ -232,8 +223,17 @@ def _parse(model: type[_M], body: bytes) -> _M:
 
 def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
     """OpenAPI request body for routes that parse their body themselves (after authentication)."""
-    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+    schema = model.model_json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:  # OpenAPI resolves "$ref" against the whole document: inline them
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return inline(definitions[node["$ref"].rsplit("/", 1)[1]])
+            return {key: inline(value) for key, value in node.items()}
+        return [inline(value) for value in node] if isinstance(node, list) else node
+
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": inline(schema)}}}}
 
 
 def _add_error_handlers(app: FastAPI) -> None:

@@ -6,6 +6,8 @@ miner's process settings compose these (``AxongateSettings`` loads TOML -> env -
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["GatewayConfig", "PolicyConfig"]
@@ -61,8 +63,19 @@ class GatewayConfig(_Frozen):
     auth_allowed_skew_s: float = Field(
         default=2.0, ge=0.0, le=60.0, allow_inf_nan=False, description="How far ahead of our clock a nonce may be."
     )
-    max_in_flight: int = Field(default=256, ge=1, description="Requests in flight on this process (503 beyond).")
+    max_in_flight: int = Field(
+        default=256, ge=1, description="Requests served at once on this process; more wait in the admission queue."
+    )
     retry_after_s: int = Field(default=1, ge=1, description="Retry-After sent with 503 Overloaded.")
+    admission_queue_size: int = Field(
+        default=64,
+        ge=0,
+        description="Requests that may wait for an in-flight slot, highest caller stake first (503 beyond); "
+        "0 answers 503 as soon as all slots are busy.",
+    )
+    admission_max_wait_s: float = Field(
+        default=2.0, gt=0.0, le=600.0, allow_inf_nan=False, description="Longest wait for a slot before 503."
+    )
     sse_keepalive_s: float = Field(
         default=15.0, gt=0.0, allow_inf_nan=False, description="Idle gap after which an SSE stream sends a comment."
     )
@@ -74,4 +87,12 @@ class GatewayConfig(_Frozen):
         pattern=r"^(redis|rediss|unix)://",
         description="Shared replay and rate-limit state for several workers or hosts (redis://host:6379/0); "
         "unset keeps it in this process. Unreachable Redis fails closed (503).",
+    )
+    tls_enabled: bool = Field(
+        default=False,
+        description="Serve HTTPS with a self-signed Ed25519 certificate whose key is published on chain "
+        "(ServeAxonTls) for validators to pin; plain HTTP when off.",
+    )
+    tls_dir: Path | None = Field(
+        default=None, description="Where the TLS key and certificate live; default: <home>/tls."
     )

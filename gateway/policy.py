@@ -87,6 +87,11 @@ class Policy:
         self._rate_store = rate_store if rate_store is not None else InMemoryRateLimitStore()
         self._in_flight: dict[str, int] = {}
 
+    def stake_of(self, hotkey_ss58: str) -> float:
+        """The caller's stake in the metagraph view (0 when unknown): its admission priority under load."""
+        peer = self._metagraph.lookup(hotkey_ss58)
+        return peer.stake if peer is not None else 0.0
+
     async def admit(self, hotkey_ss58: str) -> Lease:
         """Return a :class:`Lease` for the caller, or raise ``GatewayError`` (403/429)."""
         self.check_identity(hotkey_ss58)

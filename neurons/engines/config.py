@@ -60,7 +60,7 @@ class EngineConfig(BaseModel):
     """HF engine attention kernel. On torch 2.13 CPU, SDPA decoded as fast as eager or faster in
     side-by-side runs (BENCHMARKS.md); both match ``score`` to ~1e-6 nats in float32."""
     threads: int | None = Field(default=None, ge=1, le=1024)
-    """torch intra-op threads for the HF engine; ``None`` keeps torch's default (all cores)."""
+    """torch intra-op threads for the HF engine; ``None`` = all cores but one (the event loop needs one)."""
     max_concurrency: int = Field(default=8, ge=1, le=1024)
     """HF engine: requests decoded in interleaved steps; later ones wait in a queue."""
     throttle_tokens_per_s: float | None = Field(default=None, gt=0.0, allow_inf_nan=False)

@@ -10,6 +10,7 @@ reference against which miners' answers are verified (``score`` agrees with the 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,17 @@ from protocol.errors import ConfigError
 from protocol.synapses import ChatMessage
 
 __all__ = ["HfEngine"]
+
+
+def default_torch_threads() -> int:
+    """All cores but one: the event loop (gateway, client) needs a core of its own.
+
+    Measured on 2 cores: with torch on both, SmolLM2 served through the gateway in the same
+    process fell from 16 to 4 tok/s and requests hit the 120 s deadline (torch's worker threads
+    spin while they wait and starve the loop); with one torch thread the gateway kept 98% of the
+    direct speed (scripts/bench/engine_gateway.py).
+    """
+    return max(1, (os.cpu_count() or 2) - 1)
 
 
 class HfEngine:
@@ -51,8 +63,7 @@ class HfEngine:
 
         config = config or EngineConfig()
         model_dir = Path(model_dir)
-        if config.threads is not None:
-            torch.set_num_threads(config.threads)
+        torch.set_num_threads(config.threads or default_torch_threads())
         codec = TextCodec.load(model_dir)
         try:
             model = AutoModelForCausalLM.from_pretrained(

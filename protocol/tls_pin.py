@@ -23,9 +23,6 @@ import ssl
 from typing import Any
 
 import httpx
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 __all__ = [
     "ALGORITHM_ECDSA_P256",
@@ -50,6 +47,10 @@ class CertificateMismatch(httpx.ConnectError):
 
 def certificate_bytes(public_key: Any) -> bytes:
     """The on-chain certificate field for a ``cryptography`` public key (Ed25519 or P-256)."""
+    # Imported here so the client stays importable where TLS is never used.
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
     if isinstance(public_key, ed25519.Ed25519PublicKey):
         raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         return bytes([ALGORITHM_ED25519]) + raw
@@ -62,6 +63,8 @@ def certificate_bytes(public_key: Any) -> bytes:
 @functools.lru_cache(maxsize=_PEER_CACHE_SIZE)
 def certificate_bytes_of_der(der: bytes) -> bytes | None:
     """The on-chain form of a DER certificate's public key; None when unparsable or unsupported."""
+    from cryptography import x509
+
     try:
         return certificate_bytes(x509.load_der_x509_certificate(der).public_key())
     except ValueError:

@@ -85,6 +85,7 @@ async def run_miner(settings: MinerSettings) -> int:
     from gateway.policy import Policy
     from gateway.server import GatewayServer
     from gateway.state import build_stores
+    from gateway.tls import ensure_tls_identity
     from neurons import __version__
     from neurons.chain import open_chain
     from neurons.engines import build_engine
@@ -126,15 +127,29 @@ async def run_miner(settings: MinerSettings) -> int:
             nonce_store=stores.nonce_store,
             legacy_nonce_store=stores.legacy_nonce_store,
             epistula_store=stores.epistula_store,
+            signer=wallet.hotkey,
         )
+        identity = None
+        if settings.gateway.tls_enabled:
+            identity = await asyncio.to_thread(
+                ensure_tls_identity, settings.gateway.tls_dir or settings.home / "tls", hostnames=(publish_ip,)
+            )
         server = GatewayServer(
-            app, host=settings.gateway.host, port=settings.gateway.port, grace_s=settings.gateway.shutdown_grace_s
+            app,
+            host=settings.gateway.host,
+            port=settings.gateway.port,
+            grace_s=settings.gateway.shutdown_grace_s,
+            tls_certfile=identity.certfile if identity else None,
+            tls_keyfile=identity.keyfile if identity else None,
         )
         await server.start()
-        result = await chain.serve_axon(wallet, publish_ip, server.port)
+        # With TLS the endpoint goes out as ServeAxonTls: validators pin the key published with it.
+        certificate = identity.certificate if identity else None
+        result = await chain.serve_axon(wallet, publish_ip, server.port, certificate=certificate)
         if not result.success:
             raise ConfigError(f"could not publish the endpoint on chain: {result.message}")
-        logger.info("miner uid {} serving {}:{} (hotkey {})", uid, publish_ip, server.port, hotkey)
+        scheme = "https" if identity else "http"
+        logger.info("miner uid {} serving {}://{}:{} (hotkey {})", uid, scheme, publish_ip, server.port, hotkey)
         await _refresh_until_stopped(chain, view, settings.metagraph_refresh_blocks, stop)
         logger.info("stopping: finishing in-flight requests")
         return 0

@@ -144,7 +144,7 @@ async def run_validator(settings: ValidatorSettings) -> int:
         engine = await asyncio.to_thread(build_engine, settings.engine, settings.home)
         state = await asyncio.to_thread(load_state, state_path)
         wandb_run = await asyncio.to_thread(_start_wandb, settings, state_dir, hotkey)
-        client = MinerClient(wallet.hotkey)
+        client = MinerClient(wallet.hotkey, verify_responses=True)
         validator = ValidatorLoop(
             chain=chain,
             engine=engine,

@@ -94,10 +94,11 @@ class ValidatorLoop:
         serving = [n for n in metagraph.neurons if n.uid != self._self_uid and n.ip and n.port]
         sample = self._rng.sample(serving, min(len(serving), self._scoring.sample_size))
         challenges = [self._challenges.next() for _ in sample]
+        targets = await asyncio.gather(*(self._target(n) for n in sample))
         results = await asyncio.gather(
             *(
-                self._client.infer(MinerTarget(n.ip, n.port, n.hotkey), ch.request, timeout_s=self._timeout_s)
-                for n, ch in zip(sample, challenges, strict=True)
+                self._client.infer(target, ch.request, timeout_s=self._timeout_s)
+                for target, ch in zip(targets, challenges, strict=True)
             )
         )
         judged = await asyncio.gather(*(self._verify(ch, r) for ch, r in zip(challenges, results, strict=True)))
@@ -142,6 +143,17 @@ class ValidatorLoop:
         await asyncio.to_thread(self._log_wandb, sample, challenges, results, verdicts, rewards, weights)
         await asyncio.to_thread(self._write_report, metagraph)
         return StepSummary(self.state.step, len(sample), sum(v.verified for v in verdicts), outcome.success)
+
+    async def _target(self, neuron: Any) -> MinerTarget:
+        """Where to query ``neuron``: HTTPS pinned to the key it published with ServeAxonTls, else HTTP."""
+        try:
+            certificate = await self._chain.certificate(neuron.hotkey)
+        except Exception as exc:  # an unreadable certificate must not silently downgrade to plain HTTP
+            logger.warning("cannot read uid {}'s certificate ({}); querying it without TLS", neuron.uid, exc)
+            certificate = None
+        if certificate:
+            return MinerTarget(neuron.ip, neuron.port, neuron.hotkey, "https", certificate)
+        return MinerTarget(neuron.ip, neuron.port, neuron.hotkey)
 
     async def _verify(self, challenge: Challenge, result: QueryResult) -> Verdict | None:
         """The verdict on one answer; ``None`` when the validator itself could not judge it."""

@@ -12,9 +12,13 @@ from neurons.localsubnet import LocalSubnet, MinerSpec, SubnetSpec
 from neurons.models import resolve_model
 
 
-@pytest.fixture
-def tiny_subnet(tmp_path: Path, model_home: Path) -> Iterator[LocalSubnet]:
-    """An honest, a throttled honest and an impostor miner plus one validator, all on the tiny model."""
+@pytest.fixture(params=["http", "tls"])
+def tiny_subnet(request: pytest.FixtureRequest, tmp_path: Path, model_home: Path) -> Iterator[LocalSubnet]:
+    """An honest, a throttled honest and an impostor miner plus one validator, all on the tiny model.
+
+    With ``tls`` the miners serve HTTPS and publish their keys with ServeAxonTls; the validator
+    pins each miner's connection to the key on chain.
+    """
     tiny = resolve_model("tiny", model_home, progress=False)
     impostor = build_impostor_model(tiny, tmp_path / "impostor")
     spec = SubnetSpec(
@@ -32,6 +36,7 @@ def tiny_subnet(tmp_path: Path, model_home: Path) -> Iterator[LocalSubnet]:
         weights_interval_blocks=3,
         weights_rate_limit=3,
         extra_validator={"scoring": {"ema_alpha": 0.3}, "loop": {"challenge_seed": 7}},
+        extra_miner={"gateway": {"tls_enabled": request.param == "tls"}},
     )
     subnet = LocalSubnet(spec)
     subnet.setup()

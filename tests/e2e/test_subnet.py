@@ -30,8 +30,13 @@ async def test_weights_on_chain_rank_honest_over_slow_over_cheater(tiny_subnet: 
     assert rows[str(cheater)]["verified"] == 0 and rows[str(cheater)]["queries"] >= 1
     assert rows[str(honest)]["verified"] == rows[str(honest)]["queries"]
     assert {n.uid for n in metagraph.neurons if n.port} == {honest, slow, cheater}
+    async with await open_chain(subnet.chain_config(), subnet.spec.home) as chain:
+        published = [await chain.certificate(n.hotkey) for n in metagraph.neurons if n.port]
+    tls = subnet.spec.extra_miner["gateway"]["tls_enabled"]
+    assert all(published) if tls else not any(published)
 
 
+@pytest.mark.parametrize("tiny_subnet", ["http"], indirect=True)
 async def test_validator_killed_mid_step_resumes_from_last_completed_step(tiny_subnet: LocalSubnet) -> None:
     subnet = tiny_subnet
     state_path = subnet.validator_dir / "state.json"

@@ -45,6 +45,9 @@ class FakeChain:
     async def block(self) -> int:
         return 100
 
+    async def certificate(self, hotkey_ss58: str) -> bytes | None:
+        return None
+
     async def blocks_since_last_update(self, uid: int) -> int:
         return 1000
 

@@ -50,7 +50,7 @@ def test_invalid_values_name_the_field(tmp_path: Path) -> None:
 def test_unknown_keys_and_missing_file_are_errors(tmp_path: Path) -> None:
     config = tmp_path / "miner.toml"
     config.write_text("[gateway]\nprot = 8091\n")
-    with pytest.raises(ConfigError, match="gateway.prot"):
+    with pytest.raises(ConfigError, match=r"gateway\.prot"):
         MinerSettings.load(config)
     with pytest.raises(ConfigError, match="config file not found"):
         MinerSettings.load(tmp_path / "absent.toml")

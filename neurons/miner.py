@@ -19,7 +19,7 @@ from pydantic import Field
 from gateway.config import GatewayConfig, PolicyConfig
 from neurons.chain.config import ChainConfig
 from neurons.engines.config import EngineConfig
-from neurons.settings import AxongateSettings, WalletConfig
+from neurons.settings import AxongateSettings, WalletConfig, add_neuron_arguments, neuron_overrides
 
 __all__ = ["MinerSettings", "add_commands", "run_miner"]
 
@@ -46,28 +46,17 @@ def add_commands(subparsers: Any) -> None:
 
 
 def add_miner_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, help="TOML file (default: none; see configs/miner.toml)")
+    add_neuron_arguments(parser, config_help="TOML file (see configs/miner.toml)")
     parser.add_argument("--port", type=int, help="gateway port (gateway.port)")
     parser.add_argument("--host", help="gateway bind address (gateway.host)")
     parser.add_argument("--external-ip", help="address to publish on chain")
-    parser.add_argument("--wallet", help="wallet name (wallet.name)")
-    parser.add_argument("--hotkey", help="hotkey name (wallet.hotkey)")
-    parser.add_argument("--wallet-path", type=Path, help="wallets folder (wallet.path)")
-    parser.add_argument("--model", help="'smollm2', 'tiny' or a model folder (engine.model)")
-    parser.add_argument("--engine", choices=["hf", "vllm"], help="engine kind (engine.kind)")
-    parser.add_argument("--network", help="local | finney | test | ws(s)://URL (chain.network)")
-    parser.add_argument("--netuid", type=int, help="subnet uid (chain.netuid)")
-    parser.add_argument("--home", type=Path, help="data directory (default $AXONGATE_HOME or ~/.axongate)")
 
 
 def settings_from_args(args: argparse.Namespace) -> MinerSettings:
     return MinerSettings.load(
         args.config,
-        home=args.home,
+        **neuron_overrides(args),
         external_ip=args.external_ip,
-        wallet={"name": args.wallet, "hotkey": args.hotkey, "path": args.wallet_path},
-        chain={"network": args.network, "netuid": args.netuid},
-        engine={"model": args.model, "kind": args.engine},
         gateway={"port": args.port, "host": args.host},
     )
 

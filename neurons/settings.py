@@ -8,6 +8,7 @@ e.g. ``AXONGATE_GATEWAY__PORT=8091``), the TOML file, then field defaults.
 
 from __future__ import annotations
 
+import argparse
 import os
 from contextvars import ContextVar
 from pathlib import Path
@@ -18,7 +19,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from protocol.errors import ConfigError
 
-__all__ = ["AxongateSettings", "WalletConfig", "default_home"]
+__all__ = ["AxongateSettings", "WalletConfig", "add_neuron_arguments", "default_home", "neuron_overrides"]
 
 _TOML_FILE: ContextVar[Path | None] = ContextVar("axongate_toml_file", default=None)
 
@@ -101,3 +102,26 @@ def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
         elif value is not None:
             out[key] = value
     return out
+
+
+def add_neuron_arguments(parser: argparse.ArgumentParser, *, config_help: str) -> None:
+    """Flags every neuron takes (wallet, chain, engine, data directory); see :func:`neuron_overrides`."""
+    parser.add_argument("--config", type=Path, help=config_help)
+    parser.add_argument("--wallet", help="wallet name (wallet.name)")
+    parser.add_argument("--hotkey", help="hotkey name (wallet.hotkey)")
+    parser.add_argument("--wallet-path", type=Path, help="wallets folder (wallet.path)")
+    parser.add_argument("--model", help="'smollm2', 'tiny' or a model folder (engine.model)")
+    parser.add_argument("--engine", choices=["hf", "vllm"], help="engine kind (engine.kind)")
+    parser.add_argument("--network", help="local | finney | test | ws(s)://URL (chain.network)")
+    parser.add_argument("--netuid", type=int, help="subnet uid (chain.netuid)")
+    parser.add_argument("--home", type=Path, help="data directory (default $AXONGATE_HOME or ~/.axongate)")
+
+
+def neuron_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings the flags of :func:`add_neuron_arguments` set (``None`` = flag not given)."""
+    return {
+        "home": args.home,
+        "wallet": {"name": args.wallet, "hotkey": args.hotkey, "path": args.wallet_path},
+        "chain": {"network": args.network, "netuid": args.netuid},
+        "engine": {"model": args.model, "kind": args.engine},
+    }

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from neurons.chain.config import ChainConfig
 from neurons.engines.config import EngineConfig
 from neurons.scoring.config import ScoringConfig
-from neurons.settings import AxongateSettings, WalletConfig
+from neurons.settings import AxongateSettings, WalletConfig, add_neuron_arguments, neuron_overrides
 
 __all__ = ["LoopConfig", "TelemetryConfig", "ValidatorSettings", "add_commands", "run_validator"]
 
@@ -74,28 +74,13 @@ class ValidatorSettings(AxongateSettings):
 
 def add_commands(subparsers: Any) -> None:
     parser = subparsers.add_parser("validator", help="Challenge miners, verify, score and set weights.")
-    parser.add_argument("--config", type=Path, help="TOML file (see configs/validator.toml)")
-    parser.add_argument("--wallet", help="wallet name (wallet.name)")
-    parser.add_argument("--hotkey", help="hotkey name (wallet.hotkey)")
-    parser.add_argument("--wallet-path", type=Path, help="wallets folder (wallet.path)")
-    parser.add_argument("--model", help="'smollm2', 'tiny' or a model folder (engine.model)")
-    parser.add_argument("--engine", choices=["hf", "vllm"], help="engine kind (engine.kind)")
-    parser.add_argument("--network", help="local | finney | test | ws(s)://URL (chain.network)")
-    parser.add_argument("--netuid", type=int, help="subnet uid (chain.netuid)")
+    add_neuron_arguments(parser, config_help="TOML file (see configs/validator.toml)")
     parser.add_argument("--max-steps", type=int, help="stop after this many steps")
-    parser.add_argument("--home", type=Path, help="data directory (default $AXONGATE_HOME or ~/.axongate)")
     parser.set_defaults(func=_cli)
 
 
 def _cli(args: argparse.Namespace) -> int:
-    settings = ValidatorSettings.load(
-        args.config,
-        home=args.home,
-        wallet={"name": args.wallet, "hotkey": args.hotkey, "path": args.wallet_path},
-        chain={"network": args.network, "netuid": args.netuid},
-        engine={"model": args.model, "kind": args.engine},
-        loop={"max_steps": args.max_steps},
-    )
+    settings = ValidatorSettings.load(args.config, **neuron_overrides(args), loop={"max_steps": args.max_steps})
     return asyncio.run(run_validator(settings))
 
 

@@ -54,3 +54,16 @@ def test_unknown_keys_and_missing_file_are_errors(tmp_path: Path) -> None:
         MinerSettings.load(config)
     with pytest.raises(ConfigError, match="config file not found"):
         MinerSettings.load(tmp_path / "absent.toml")
+
+
+def test_cli_reports_bad_settings_as_a_message_and_exit_code_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from neurons.cli import main
+
+    config = tmp_path / "validator.toml"
+    config.write_text("[loop]\nquery_timeout_s = 0\n")
+    assert main(["validator", "--config", str(config)]) == 2
+    assert "loop.query_timeout_s" in capsys.readouterr().err
+    assert main(["miner", "--config", str(tmp_path / "absent.toml"), "--port", "9"]) == 2
+    assert "config file not found" in capsys.readouterr().err

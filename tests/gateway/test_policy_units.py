@@ -99,6 +99,7 @@ def test_gateway_all_is_pinned() -> None:
         "GatewayServer", "GatewayStartError", "InMemoryNonceStore", "InMemoryRateLimitStore", "InferenceService",
         "Lease", "MetagraphView", "NonceStore", "Overloaded", "PeerInfo", "Policy", "PolicyConfig",
         "RateLimitStore", "ServiceError", "StaticMetagraphView", "Unavailable", "create_app",
+        "AdmissionQueue", "EpistulaScheme", "GatewayStores", "build_stores",
     }  # fmt: skip
     for name in gateway.__all__:
         assert getattr(gateway, name) is not None

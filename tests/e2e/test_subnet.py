@@ -42,6 +42,12 @@ async def test_validator_killed_mid_step_resumes_from_last_completed_step(tiny_s
     state_path = subnet.validator_dir / "state.json"
     subnet.start()
     await subnet.wait_for_weight_sets(1, timeout_s=300)
+    for _ in range(600):  # a few steps, so a score restarted from zero could not look like a resumed one
+        report = subnet.report()
+        if report and report["step"] >= 3:
+            break
+        subnet.check_alive()
+        await asyncio.sleep(0.2)
     # The loop is busy (step interval 0.5 s, each step queries three miners): kill it mid-flight.
     await asyncio.sleep(0.3)
     subnet.kill("validator")

@@ -6,6 +6,7 @@ import asyncio
 
 from starlette.requests import Request
 
+from gateway._eager import resume, step
 from gateway._errors import GatewayError
 
 __all__ = ["DEFAULT_BODY_TIMEOUT_S", "read_body"]
@@ -33,15 +34,23 @@ async def read_body(request: Request, max_bytes: int, *, timeout_s: float = DEFA
             raise GatewayError(400, "bad_content_length", "Content-Length is not a non-negative integer")
         if int(declared) > max_bytes:
             raise GatewayError(413, "body_too_large", f"body of {declared} bytes exceeds the {max_bytes}-byte limit")
-    buffer = bytearray()
+    collect = _collect(request, max_bytes)
     try:
-        async with asyncio.timeout(timeout_s):
-            async for piece in request.stream():
-                buffer += piece
-                if len(buffer) > max_bytes:
-                    raise GatewayError(413, "body_too_large", f"body exceeds the {max_bytes}-byte limit")
+        done, value = step(collect)  # a body already buffered is read without arming the timer
+        if not done:
+            async with asyncio.timeout(timeout_s):
+                value = await resume(collect, value)
     except TimeoutError:
         raise GatewayError(408, "body_timeout", f"body did not arrive within {timeout_s:g}s") from None
-    body = bytes(buffer)
+    body: bytes = value
     setattr(request.state, _STATE_KEY, body)
     return body
+
+
+async def _collect(request: Request, max_bytes: int) -> bytes:
+    buffer = bytearray()
+    async for piece in request.stream():
+        buffer += piece
+        if len(buffer) > max_bytes:
+            raise GatewayError(413, "body_too_large", f"body exceeds the {max_bytes}-byte limit")
+    return bytes(buffer)

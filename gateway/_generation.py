@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from typing import Final
 
 import anyio
 
+from gateway._eager import resume, step
 from protocol.synapses import InferenceChunk
 
 __all__ = ["END", "KEEPALIVE", "Generation"]
@@ -34,7 +35,8 @@ class Generation:
     A ``next`` that may stop for a keepalive waits in a task, so stopping does not disturb the
     service's iterator; one without a keepalive (unary, NDJSON) pulls inline under the deadline,
     saving a task per chunk. ``aclose`` cancels a pending pull and closes the iterator (shielded,
-    so it still runs when the request itself is being cancelled), freeing the engine slot.
+    so it still runs when the request itself is being cancelled), freeing the engine slot. Pulls
+    and closes that finish without suspending skip the deadline and the shield (``gateway._eager``).
     """
 
     def __init__(self, chunks: AsyncIterator[InferenceChunk], *, deadline_s: float) -> None:
@@ -73,9 +75,14 @@ class Generation:
         """Pull in this task when no keepalive can interrupt the wait (unary, NDJSON): no extra task.
 
         At the deadline the pull is cancelled inside the service's iterator, as ``aclose`` would.
+        A pull that completes without suspending needs no deadline (it cannot be interrupted).
         """
+        pull = _pull(self._chunks)
+        done, value = step(pull)
+        if done:
+            return value
         async with asyncio.timeout_at(self.deadline_s):
-            return await _pull(self._chunks)
+            return await resume(pull, value)
 
     def _count(self, item: object) -> None:
         if isinstance(item, InferenceChunk) and item.token_ids:
@@ -87,6 +94,21 @@ class Generation:
         return self._loop.time() - self.started_s
 
     async def aclose(self) -> None:
+        if self._pending is None:  # usual case: closing the iterator runs straight through, no shield needed
+            aclose = getattr(self._chunks, "aclose", None)
+            if aclose is None:
+                return
+            closing = aclose()
+            if not isinstance(closing, Coroutine):  # an arbitrary awaitable: await it under the shield
+                with anyio.move_on_after(_CLOSE_GRACE_S, shield=True):
+                    await closing
+                return
+            done, value = step(closing)
+            if done:
+                return
+            with anyio.move_on_after(_CLOSE_GRACE_S, shield=True):
+                await resume(closing, value)
+            return
         with anyio.move_on_after(_CLOSE_GRACE_S, shield=True):
             if self._pending is not None:
                 self._pending.cancel()

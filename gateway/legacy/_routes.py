@@ -22,6 +22,7 @@ from typing import Any
 from fastapi import FastAPI
 from loguru import logger
 from pydantic import ValidationError
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
@@ -33,6 +34,7 @@ from gateway._generation import Generation
 from gateway._streaming import stream_response, unary_response
 from gateway.auth import Caller
 from gateway.config import GatewayConfig
+from gateway.legacy._fast import LegacyFastPath
 from gateway.legacy._wire import (
     LEGACY_SYNAPSES,
     CapabilitiesBody,
@@ -285,6 +287,8 @@ def mount_legacy(
     returns its release; ``model_name`` is an async callable naming the served model. The nonce
     window is the gateway's btauth window (``auth_max_age_s``/``auth_allowed_skew_s``);
     ``nonce_store`` defaults to a per-process store (use a shared one behind several workers).
+    Call it after adding every other middleware: the requests the route would serve with GET or
+    POST are dispatched by :class:`LegacyFastPath`, appended as the innermost middleware.
     """
     handler = _LegacyHandler(
         service,
@@ -302,3 +306,7 @@ def mount_legacy(
 
     route = LegacyRoute("/{synapse_name}", legacy_synapse, methods=["GET", "POST"], include_in_schema=False)
     app.router.routes.insert(0, route)
+    if app.middleware_stack is not None:
+        raise RuntimeError("mount_legacy must run before the app serves its first request")
+    # Innermost middleware: the metrics and response-signing middleware added before still wrap it.
+    app.user_middleware.append(Middleware(LegacyFastPath, handler=handler, header_prefix=_LEGACY_PREFIX))

@@ -19,7 +19,7 @@ from gateway._generation import END, KEEPALIVE, Generation
 from gateway.service import ServiceError
 from protocol.synapses import ErrorBody, InferenceChunk, InferenceResponse, ServerTimings
 
-__all__ = ["NDJSON_MEDIA_TYPE", "SSE_MEDIA_TYPE", "stream_response", "unary_response"]
+__all__ = ["NDJSON_MEDIA_TYPE", "SSE_MEDIA_TYPE", "stream_response", "unary_answer", "unary_response"]
 
 NDJSON_MEDIA_TYPE = "application/x-ndjson"
 SSE_MEDIA_TYPE = "text/event-stream"
@@ -60,6 +60,12 @@ async def _next_or_status(generation: Generation, *, keepalive_s: float | None, 
 
 async def unary_response(generation: Generation, *, model: str, timeout_s: float) -> Response:
     """Collect every chunk and answer one ``InferenceResponse``; always closes the generation."""
+    answer = await unary_answer(generation, model=model, timeout_s=timeout_s)
+    return Response(answer.model_dump_json(), media_type="application/json")
+
+
+async def unary_answer(generation: Generation, *, model: str, timeout_s: float) -> InferenceResponse:
+    """The ``InferenceResponse`` :func:`unary_response` sends (``GatewayError`` on failure)."""
     chunks: list[InferenceChunk] = []
     try:
         while (item := await _next_or_status(generation, keepalive_s=None, timeout_s=timeout_s)) is not END:
@@ -75,7 +81,7 @@ async def unary_response(generation: Generation, *, model: str, timeout_s: float
     except ValueError as exc:
         logger.error("inference service produced an invalid completion: {}", exc)
         raise GatewayError(500, "internal_error", "the miner's inference service ended without finishing") from None
-    return Response(answer.model_dump_json(), media_type="application/json")
+    return answer
 
 
 async def stream_response(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.requests import Request
@@ -62,6 +63,10 @@ class MetricsMiddleware:
         self._app = app
         self._metrics = metrics
         self._routes = frozenset(routes)
+        # Children by label values, so a request costs two dict lookups instead of two ``labels()``
+        # calls (lock, validation). Bounded like the label sets themselves; series are never removed.
+        self._counted: dict[tuple[str, str, str], Any] = {}
+        self._timed: dict[str, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -82,5 +87,12 @@ class MetricsMiddleware:
             path = scope["path"]
             route = path if path in self._routes else "other"
             hotkey = scope.get("state", {}).get(_CALLER_LABEL_KEY, "-")
-            self._metrics.requests.labels(route, str(status), hotkey).inc()
-            self._metrics.latency_s.labels(route).observe(time.perf_counter() - start_s)
+            key = (route, str(status), hotkey)
+            counter = self._counted.get(key)
+            if counter is None:
+                counter = self._counted[key] = self._metrics.requests.labels(*key)
+            counter.inc()
+            latency = self._timed.get(route)
+            if latency is None:
+                latency = self._timed[route] = self._metrics.latency_s.labels(route)
+            latency.observe(time.perf_counter() - start_s)

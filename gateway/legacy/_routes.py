@@ -31,7 +31,7 @@ from starlette.types import Scope
 from gateway._body import read_body
 from gateway._errors import GatewayError
 from gateway._generation import Generation
-from gateway._streaming import stream_response, unary_response
+from gateway._streaming import stream_response, unary_answer
 from gateway.auth import Caller
 from gateway.config import GatewayConfig
 from gateway.legacy._fast import LegacyFastPath
@@ -145,9 +145,10 @@ class _LegacyHandler:
         except ValidationError as exc:
             detail = f"body is not a {synapse.name} synapse: {_first(exc)}"
             raise GatewayError(400, "malformed_synapse", detail) from None
+        fields = parsed.model_dump()
         caller = await legacy_auth.verify(
             auth_headers,
-            received_body_hash=legacy_auth.body_hash(parsed.model_dump(), parsed.hash_fields),
+            received_body_hash=legacy_auth.body_hash(fields, parsed.hash_fields),
             self_hotkey_ss58=self._hotkey,
             nonce_store=self._store,
             max_age_s=self._config.auth_max_age_s,
@@ -159,7 +160,7 @@ class _LegacyHandler:
             lease.release()
             return await self._capabilities(synapse, request_body, started_s)
         assert isinstance(parsed, InferenceBody)
-        return await self._inference(request, synapse, request_body, parsed, lease, caller.hotkey_ss58, started_s)
+        return await self._inference(request, synapse, request_body, fields, lease, caller.hotkey_ss58, started_s)
 
     async def _capabilities(self, synapse: LegacySynapse, request_body: dict[str, Any], started_s: float) -> Response:
         try:
@@ -177,7 +178,7 @@ class _LegacyHandler:
         request: Request,
         synapse: LegacySynapse,
         request_body: dict[str, Any],
-        parsed: InferenceBody,
+        fields: dict[str, Any],
         lease: Any,
         hotkey_ss58: str,
         started_s: float,
@@ -185,7 +186,7 @@ class _LegacyHandler:
         handed_over = False
         release_in_flight: Callable[[], None] | None = None
         try:
-            inference_request = _inference_request(parsed, stream=synapse.streaming)
+            inference_request = _inference_request(fields, stream=synapse.streaming)
             release_in_flight = self._enter_in_flight()
             timeout_s = _deadline_s(request, self._config.request_timeout_s)
             loop = asyncio.get_running_loop()
@@ -215,11 +216,11 @@ class _LegacyHandler:
                 )
                 return response
             try:
-                unary = await unary_response(generation, model=await self._model_name(), timeout_s=timeout_s)
+                answer = await unary_answer(generation, model=await self._model_name(), timeout_s=timeout_s)
             finally:
                 finish()
                 handed_over = True
-            outputs = inference_outputs(bytes(unary.body))
+            outputs = inference_outputs(answer.model_dump_json())
             return echo_response(synapse.name, request_body, outputs, axon_hotkey=self._hotkey, started_s=started_s)
         finally:
             if not handed_over:
@@ -247,10 +248,10 @@ def _first(exc: ValidationError) -> str:
     return f"{where}: {first['msg']}{more}"
 
 
-def _inference_request(parsed: InferenceBody, *, stream: bool) -> InferenceRequest:
-    """The typed request behind a verified synapse body; 422 naming the first invalid field."""
+def _inference_request(fields: dict[str, Any], *, stream: bool) -> InferenceRequest:
+    """The typed request behind a verified body (its ``InferenceBody`` dump); 422 naming the first invalid field."""
     try:
-        return InferenceRequest.model_validate({**parsed.model_dump(), "stream": stream})
+        return InferenceRequest.model_validate({**fields, "stream": stream})
     except ValidationError as exc:
         raise GatewayError(422, "invalid_request", _first(exc)) from None
 

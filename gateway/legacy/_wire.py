@@ -122,7 +122,7 @@ def error_response(
     return Response(body, status_code=status, headers=headers, media_type="application/json")
 
 
-def inference_outputs(response_json: bytes) -> dict[str, Any]:
+def inference_outputs(response_json: bytes | str) -> dict[str, Any]:
     """``Inference`` output fields from the gateway's own ``InferenceResponse`` JSON (already validated)."""
     answer = json.loads(response_json)
     return {key: answer.get(key) for key in _INFERENCE_OUTPUTS}

@@ -39,11 +39,16 @@ class Generation:
     and closes that finish without suspending skip the deadline and the shield (``gateway._eager``).
     """
 
-    def __init__(self, chunks: AsyncIterator[InferenceChunk], *, deadline_s: float) -> None:
+    def __init__(
+        self, chunks: AsyncIterator[InferenceChunk], *, deadline_s: float | None = None, timeout_s: float | None = None
+    ) -> None:
+        """Pass either ``deadline_s`` (on the loop's clock) or ``timeout_s`` (from now)."""
+        if (deadline_s is None) == (timeout_s is None):
+            raise ValueError("pass exactly one of deadline_s and timeout_s")
         self._chunks = chunks
         self._loop = asyncio.get_running_loop()
         self.started_s = self._loop.time()
-        self.deadline_s = deadline_s
+        self.deadline_s: float = self.started_s + timeout_s if timeout_s is not None else deadline_s  # type: ignore[assignment]
         self.ttft_s: float | None = None
         self.completion_tokens = 0
         self._pending: asyncio.Task[object] | None = None

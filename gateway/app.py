@@ -132,8 +132,7 @@ def create_app(
         handed_over = False
         try:
             parsed = _parse(InferenceRequest, body)
-            loop = asyncio.get_running_loop()
-            generation = Generation(_start(service, parsed), deadline_s=loop.time() + config.request_timeout_s)
+            generation = Generation(_start(service, parsed), timeout_s=config.request_timeout_s)
 
             def finish() -> None:
                 lease.release()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import AsyncIterator, Coroutine
 from typing import Final
 
@@ -20,6 +21,22 @@ KEEPALIVE: Final = object()
 """Returned by :meth:`Generation.next` when ``keepalive_s`` passed without a chunk."""
 
 _CLOSE_GRACE_S = 5.0
+
+
+_loops: dict[int, asyncio.AbstractEventLoop] = {}
+
+
+def _running_loop() -> asyncio.AbstractEventLoop:
+    """``asyncio.get_running_loop()`` without its ``getpid()`` syscall on every call (Python 3.11).
+
+    A thread runs at most one loop at a time, so a loop cached for this thread that is still
+    running is the running loop; anything else falls back to the real lookup.
+    """
+    thread = threading.get_ident()
+    loop = _loops.get(thread)
+    if loop is None or not loop.is_running():
+        loop = _loops[thread] = asyncio.get_running_loop()
+    return loop
 
 
 async def _pull(chunks: AsyncIterator[InferenceChunk]) -> object:
@@ -46,7 +63,7 @@ class Generation:
         if (deadline_s is None) == (timeout_s is None):
             raise ValueError("pass exactly one of deadline_s and timeout_s")
         self._chunks = chunks
-        self._loop = asyncio.get_running_loop()
+        self._loop = _running_loop()
         self.started_s = self._loop.time()
         self.deadline_s: float = self.started_s + timeout_s if timeout_s is not None else deadline_s  # type: ignore[assignment]
         self.ttft_s: float | None = None

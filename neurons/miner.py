@@ -98,12 +98,7 @@ async def run_miner(settings: MinerSettings) -> int:
     chain = await open_chain(settings.chain, settings.home)
     engine = server = stores = None
     try:
-        uid = await chain.uid_for_hotkey(hotkey)
-        if uid is None:
-            raise ConfigError(
-                f"hotkey {hotkey} is not registered on netuid {settings.chain.netuid} "
-                f"({settings.chain.network}); register it first"
-            )
+        uid = await chain.require_uid(hotkey)
         view = ChainMetagraphView(await chain.metagraph())
         logger.info("loading engine {} model {}", settings.engine.kind, settings.engine.model)
         engine = await asyncio.to_thread(build_engine, settings.engine, settings.home)

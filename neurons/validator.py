@@ -99,7 +99,6 @@ async def run_validator(settings: ValidatorSettings) -> int:
     from neurons.wallets import load_wallet
     from neurons.weights import WeightSetter
     from protocol.client import MinerClient
-    from protocol.errors import ConfigError
 
     setup_logging(settings.log_level, "validator")
     wallet = load_wallet(settings.wallet)
@@ -119,12 +118,7 @@ async def run_validator(settings: ValidatorSettings) -> int:
     chain = await open_chain(settings.chain, settings.home)
     engine = client = wandb_run = None
     try:
-        uid = await chain.uid_for_hotkey(hotkey)
-        if uid is None:
-            raise ConfigError(
-                f"hotkey {hotkey} is not registered on netuid {settings.chain.netuid} "
-                f"({settings.chain.network}); register it first"
-            )
+        uid = await chain.require_uid(hotkey)
         logger.info("loading engine {} model {}", settings.engine.kind, settings.engine.model)
         engine = await asyncio.to_thread(build_engine, settings.engine, settings.home)
         state = await asyncio.to_thread(load_state, state_path)

@@ -172,6 +172,15 @@ class SdkChain:
     async def is_registered(self, hotkey_ss58: str) -> bool:
         return await self.uid_for_hotkey(hotkey_ss58) is not None
 
+    async def require_uid(self, hotkey_ss58: str) -> int:
+        """The uid of ``hotkey_ss58``; raises ``ConfigError`` naming subnet and network when unregistered."""
+        uid = await self.uid_for_hotkey(hotkey_ss58)
+        if uid is None:
+            raise ConfigError(
+                f"hotkey {hotkey_ss58} is not registered on netuid {self.netuid} ({self.label}); register it first"
+            )
+        return uid
+
     async def weights_rate_limit(self) -> int:
         value = await self._read("weights rate limit", self._client.read("weights_rate_limit", netuid=self.netuid))
         return int(value or 0)

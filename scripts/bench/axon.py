@@ -29,7 +29,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -51,26 +50,10 @@ def _serve_axongate(port: int) -> None:
     import uvicorn
 
     from gateway import GatewayConfig, Policy, PolicyConfig, StaticMetagraphView, create_app
-    from protocol.synapses import CapabilitiesResponse, FinishReason, InferenceChunk, InferenceRequest, Usage
+    from gateway.echo import EchoService
 
     validator = bt.sp_core.Keypair.create_from_uri(VALIDATOR_URI).ss58_address
     miner = bt.sp_core.Keypair.create_from_uri(MINER_URI).ss58_address
-
-    class EchoService:
-        async def capabilities(self) -> CapabilitiesResponse:
-            return CapabilitiesResponse(
-                model="echo", weights_sha256="0" * 64, engine="echo", context_length=2048, version="bench"
-            )
-
-        async def infer(self, request: InferenceRequest) -> AsyncIterator[InferenceChunk]:
-            yield InferenceChunk(
-                token_ids=[7],
-                logprobs=[0.0],
-                ranks=[1],
-                text=request.messages[-1].content[:16],
-                finish_reason=FinishReason.LENGTH,
-                usage=Usage(prompt_tokens=1, completion_tokens=1),
-            )
 
     policy = Policy(
         PolicyConfig(rate_per_s=1e9, burst=10**9, max_concurrent_per_hotkey=1024),

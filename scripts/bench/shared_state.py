@@ -30,37 +30,18 @@ from bittensor import http_auth  # noqa: E402
 from prometheus_client import CollectorRegistry  # noqa: E402
 
 from gateway import GatewayConfig, GatewayServer, Policy, PolicyConfig, StaticMetagraphView, create_app  # noqa: E402
+from gateway.echo import EchoService  # noqa: E402
 from gateway.state import build_stores  # noqa: E402
 from protocol.auth.btauth import verify_btauth_signature  # noqa: E402
 from protocol.auth.epistula import sign_epistula, verify_epistula_signature  # noqa: E402
 from protocol.client import MinerClient, MinerTarget  # noqa: E402
-from protocol.synapses import (  # noqa: E402
-    CapabilitiesResponse,
-    ChatMessage,
-    FinishReason,
-    InferenceChunk,
-    InferenceRequest,
-    Usage,
-)
+from protocol.synapses import ChatMessage, InferenceRequest  # noqa: E402
 
 ROUNDS = 5
 STORE_CALLS = 4000
 VERIFY_CALLS = 2000
 GATEWAY_REQUESTS = 400
 CONCURRENCY = 16
-
-
-class _Echo:
-    async def capabilities(self) -> CapabilitiesResponse:
-        return CapabilitiesResponse(
-            model="echo", weights_sha256="ab" * 32, engine="fake", context_length=64, version="0"
-        )
-
-    async def infer(self, request: InferenceRequest) -> Any:
-        yield InferenceChunk(
-            token_ids=[7], logprobs=[0.0], ranks=[1], text="x", finish_reason=FinishReason.LENGTH,
-            usage=Usage(prompt_tokens=1, completion_tokens=1),
-        )  # fmt: skip
 
 
 def _start_redis() -> tuple[subprocess.Popen[bytes], str]:
@@ -116,7 +97,7 @@ async def _gateway_rate(config: GatewayConfig, validator: Any, miner: Any) -> fl
         policy_config, StaticMetagraphView.of_validators([validator.ss58_address]), rate_store=stores.rate_store
     )
     app = create_app(
-        _Echo(), hotkey_ss58=miner.ss58_address, config=config, policy=policy, registry=CollectorRegistry(),
+        EchoService(), hotkey_ss58=miner.ss58_address, config=config, policy=policy, registry=CollectorRegistry(),
         nonce_store=stores.nonce_store, legacy_nonce_store=stores.legacy_nonce_store,
         epistula_store=stores.epistula_store,
     )  # fmt: skip

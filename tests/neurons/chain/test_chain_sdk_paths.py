@@ -12,6 +12,7 @@ from chain_helpers import NETUID, Subnet, chain_state
 from neurons.chain import ChainConfig, ChainErrorCode, open_chain
 from neurons.chain.localnet import LocalnetParams, init_localnet
 from neurons.chain.sdk import SdkChain
+from protocol.errors import ConfigError
 
 
 async def test_metagraph_reports_registered_neurons(chain: SdkChain, subnet: Subnet) -> None:
@@ -81,6 +82,9 @@ async def test_serve_axon_and_tls_certificate(chain: SdkChain, subnet: Subnet) -
 async def test_registration_checks(chain: SdkChain, subnet: Subnet) -> None:
     assert await chain.uid_for_hotkey(subnet.miners[2].hotkey.ss58_address) == 3
     assert await chain.uid_for_hotkey(subnet.outsider.hotkey.ss58_address) is None
+    assert await chain.require_uid(subnet.miners[2].hotkey.ss58_address) == 3
+    with pytest.raises(ConfigError, match=f"{subnet.outsider.hotkey.ss58_address} is not registered on netuid"):
+        await chain.require_uid(subnet.outsider.hotkey.ss58_address)
 
     before = chain_state(subnet.path)
     weights = await chain.set_weights(subnet.outsider, {1: 1.0})

@@ -35,6 +35,7 @@ from gateway.response_signing import ResponseSigningMiddleware
 from gateway.service import InferenceService, ServiceError
 from gateway.stores import InMemoryNonceStore, NonceStore
 from protocol.auth.legacy import MonotonicNonceStore
+from protocol.errors import describe_validation_error
 from protocol.synapses import CapabilitiesRequest, CapabilitiesResponse, InferenceRequest, SynapseName
 
 __all__ = ["create_app"]
@@ -211,13 +212,10 @@ def _parse(model: type[_M], body: bytes) -> _M:
     try:
         return model.model_validate_json(body)
     except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_input=False)
-        first = errors[0]
+        first = exc.errors(include_url=False, include_input=False)[0]
         if first["type"] == "json_invalid":
             raise GatewayError(400, "malformed_json", f"body is not valid JSON: {first['msg']}") from None
-        where = ".".join(str(part) for part in first["loc"]) or "body"
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise GatewayError(422, "invalid_request", f"{where}: {first['msg']}{more}") from None
+        raise GatewayError(422, "invalid_request", describe_validation_error(exc, limit=1, root="body")) from None
 
 
 def _body_schema(model: type[BaseModel]) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from gateway.config import GatewayConfig, PolicyConfig
 from gateway.policy import MetagraphView, Policy
 from gateway.service import InferenceService
 from gateway.state import GatewayStores, build_stores
-from protocol.errors import ConfigError
+from protocol.errors import ConfigError, describe_validation_error
 
 __all__ = [
     "CONFIG_FILE_ENV",
@@ -114,8 +114,7 @@ def load_worker_settings() -> WorkerSettings:
     try:
         settings = WorkerSettings()  # type: ignore[call-arg]  # fields come from env/TOML
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"invalid worker settings: {problems}") from None
+        raise ConfigError(f"invalid worker settings: {describe_validation_error(exc)}") from None
     if settings.gateway.redis_url is None:
         raise ConfigError(
             "gateway.redis_url is required for worker processes (AXONGATE_GATEWAY__REDIS_URL): "

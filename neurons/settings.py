@@ -17,7 +17,7 @@ from typing import Any, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
-from protocol.errors import ConfigError
+from protocol.errors import ConfigError, describe_validation_error
 
 __all__ = ["AxongateSettings", "WalletConfig", "add_neuron_arguments", "default_home", "neuron_overrides"]
 
@@ -84,10 +84,7 @@ class AxongateSettings(BaseSettings):
         try:
             return cls(**_drop_none(overrides))
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
-            )
-            raise ConfigError(f"invalid {cls.__name__}: {problems}") from None
+            raise ConfigError(f"invalid {cls.__name__}: {describe_validation_error(exc)}") from None
         finally:
             _TOML_FILE.reset(token)
 

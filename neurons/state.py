@@ -21,6 +21,7 @@ from loguru import logger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from neurons.scoring.rewards import update_ema
+from protocol.errors import describe_validation_error
 
 __all__ = ["MinerRecord", "ValidatorState", "load_state", "save_state"]
 
@@ -115,7 +116,7 @@ def load_state(path: Path) -> ValidatorState:
     try:
         return ValidatorState.model_validate_json(raw)
     except ValidationError as exc:
-        problem = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors()[:3])
+        problem = describe_validation_error(exc, limit=3)
     aside = path.with_name(path.name + ".corrupt")
     try:
         os.replace(path, aside)

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 from protocol._http1 import Http1Transport
 from protocol.auth.btauth import BtAuth
 from protocol.auth.epistula import EpistulaAuth
-from protocol.errors import AxongateError
+from protocol.errors import AxongateError, describe_validation_error
 from protocol.response_signing import (
     RequestBinding,
     StreamChain,
@@ -501,7 +501,9 @@ def _take_line(line: bytes, chunks: list[InferenceChunk], clock: _Clock) -> None
         try:
             error = ErrorBody.model_validate_json(line)
         except ValidationError:
-            raise _Failure(QueryErrorCode.MALFORMED, f"invalid stream line: {_first_error(exc)}") from None
+            raise _Failure(
+                QueryErrorCode.MALFORMED, f"invalid stream line: {describe_validation_error(exc, limit=1, root='body')}"
+            ) from None
         raise _Failure(QueryErrorCode.STREAM_ERROR, f"{error.error}: {error.detail}") from None
     if clock.ttft_s is None and chunk.token_ids:
         clock.ttft_s = arrival_s
@@ -513,10 +515,5 @@ def _parse(model: type[BaseModel], raw: bytes) -> BaseModel:
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
-        raise _Failure(QueryErrorCode.MALFORMED, f"invalid {model.__name__}: {_first_error(exc)}") from None
-
-
-def _first_error(exc: ValidationError) -> str:
-    first = exc.errors(include_url=False, include_input=False)[0]
-    where = ".".join(str(part) for part in first["loc"]) or "body"
-    return f"{where}: {first['msg']}"
+        problem = describe_validation_error(exc, limit=1, root="body")
+        raise _Failure(QueryErrorCode.MALFORMED, f"invalid {model.__name__}: {problem}") from None

@@ -51,6 +51,7 @@ from gateway.policy import Policy
 from gateway.service import InferenceService, ServiceError
 from protocol.auth import AuthErrorCode, AuthFailure
 from protocol.auth import legacy as legacy_auth
+from protocol.errors import describe_validation_error
 from protocol.synapses import InferenceRequest
 
 __all__ = ["LEGACY_SCHEME", "mount_legacy"]
@@ -240,11 +241,7 @@ def _load_object(raw: bytes) -> dict[str, Any]:
 
 
 def _first(exc: ValidationError) -> str:
-    errors = exc.errors(include_url=False, include_input=False)
-    first = errors[0]
-    where = ".".join(str(part) for part in first["loc"]) or "body"
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return f"{where}: {first['msg']}{more}"
+    return describe_validation_error(exc, limit=1, root="body")
 
 
 def _inference_request(fields: dict[str, Any], *, stream: bool) -> InferenceRequest:

@@ -24,6 +24,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from protocol.errors import describe_validation_error
+
 from . import _epoch, _store
 from ._substrate import LocalnetSubstrate
 from .records import LocalnetError
@@ -81,8 +83,7 @@ def load_localnet_params(path: Path) -> LocalnetParams:
     try:
         return LocalnetParams(**data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise LocalnetError(f"invalid localnet config {path}: {problems}") from None
+        raise LocalnetError(f"invalid localnet config {path}: {describe_validation_error(exc)}") from None
 
 
 def init_localnet(

@@ -1,15 +1,17 @@
-"""Read a request body under a byte cap, once per request."""
+"""Read a request body under a byte cap and a time limit, once per request."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
+from starlette.types import Receive
 
 from gateway._eager import resume, step
 from gateway._errors import GatewayError
 
-__all__ = ["DEFAULT_BODY_TIMEOUT_S", "read_body"]
+__all__ = ["DEFAULT_BODY_TIMEOUT_S", "collect_body", "read_body", "receive_pieces"]
 
 _STATE_KEY = "raw_body"
 
@@ -19,22 +21,30 @@ DEFAULT_BODY_TIMEOUT_S = 10.0
 
 
 async def read_body(request: Request, max_bytes: int, *, timeout_s: float = DEFAULT_BODY_TIMEOUT_S) -> bytes:
-    """Return the raw body, reading it at most once; 413 as soon as it passes ``max_bytes``.
+    """Return the raw body of a Starlette request, reading it at most once (see :func:`collect_body`)."""
+    cached = getattr(request.state, _STATE_KEY, None)
+    if cached is not None:
+        return cached
+    body = await collect_body(request.stream(), request.headers.get("content-length"), max_bytes, timeout_s=timeout_s)
+    setattr(request.state, _STATE_KEY, body)
+    return body
+
+
+async def collect_body(
+    pieces: AsyncIterator[bytes], declared: str | None, max_bytes: int, *, timeout_s: float = DEFAULT_BODY_TIMEOUT_S
+) -> bytes:
+    """Join ``pieces`` into the body; 413 as soon as it passes ``max_bytes``, 408 after ``timeout_s``.
 
     The declared ``Content-Length`` is checked before reading and the bytes actually received
     while reading, so neither a lying header nor a chunked upload can exceed the cap. A body
     that takes longer than ``timeout_s`` to arrive is answered 408 (slow-sender protection).
     """
-    cached = getattr(request.state, _STATE_KEY, None)
-    if cached is not None:
-        return cached
-    declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
             raise GatewayError(400, "bad_content_length", "Content-Length is not a non-negative integer")
         if int(declared) > max_bytes:
             raise GatewayError(413, "body_too_large", f"body of {declared} bytes exceeds the {max_bytes}-byte limit")
-    collect = _collect(request, max_bytes)
+    collect = _collect(pieces, max_bytes)
     try:
         done, value = step(collect)  # a body already buffered is read without arming the timer
         if not done:
@@ -42,14 +52,24 @@ async def read_body(request: Request, max_bytes: int, *, timeout_s: float = DEFA
                 value = await resume(collect, value)
     except TimeoutError:
         raise GatewayError(408, "body_timeout", f"body did not arrive within {timeout_s:g}s") from None
-    body: bytes = value
-    setattr(request.state, _STATE_KEY, body)
-    return body
+    return value
 
 
-async def _collect(request: Request, max_bytes: int) -> bytes:
+async def receive_pieces(receive: Receive) -> AsyncIterator[bytes]:
+    """The body pieces of a raw ASGI request; ``ClientDisconnect`` if the caller leaves first."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect
+        if message["type"] == "http.request":
+            yield message.get("body", b"")
+            if not message.get("more_body", False):
+                return
+
+
+async def _collect(pieces: AsyncIterator[bytes], max_bytes: int) -> bytes:
     buffer = bytearray()
-    async for piece in request.stream():
+    async for piece in pieces:
         buffer += piece
         if len(buffer) > max_bytes:
             raise GatewayError(413, "body_too_large", f"body exceeds the {max_bytes}-byte limit")

@@ -19,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from gateway._body import read_body
 from gateway._errors import GatewayError, error_response
@@ -28,7 +29,7 @@ from gateway.admission import AdmissionQueue
 from gateway.auth import Authenticator, BtAuthScheme, Caller
 from gateway.config import GatewayConfig
 from gateway.epistula import EpistulaScheme, InMemoryUuidStore, UuidStore
-from gateway.legacy import mount_legacy
+from gateway.legacy import LegacyAxon
 from gateway.metrics import GatewayMetrics, MetricsMiddleware, label_caller
 from gateway.policy import Lease, Policy
 from gateway.response_signing import ResponseSigningMiddleware
@@ -105,7 +106,7 @@ def create_app(
 
     capabilities_cache: list[CapabilitiesResponse] = []
 
-    app = FastAPI(title="axongate miner gateway", docs_url=None, redoc_url=None)
+    app = _GatewayApp(title="axongate miner gateway", docs_url=None, redoc_url=None)
     app.state.authenticator = authenticator
     app.state.metrics = metrics
     app.state.admission = in_flight
@@ -140,7 +141,7 @@ def create_app(
                 release()
                 if generation.ttft_s is not None:
                     metrics.ttft_s.observe(generation.ttft_s)
-                metrics.tokens.labels(caller.hotkey_ss58).inc(generation.completion_tokens)
+                metrics.count_tokens(caller.hotkey_ss58, generation.completion_tokens)
 
             if not parsed.stream:
                 try:
@@ -187,12 +188,30 @@ def create_app(
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    # bittensor <= 10 dendrites (bt_header_* headers): a route placed before the ones above.
-    mount_legacy(
-        app, service, hotkey_ss58=hotkey_ss58, config=config, policy=policy, enter_in_flight=in_flight.enter,
-        model_name=model_name, metrics=metrics, nonce_store=legacy_nonce_store,
+    # bittensor <= 10 dendrites (bt_header_* headers): answered before FastAPI's stack sees them.
+    app.legacy = LegacyAxon(
+        service, hotkey_ss58=hotkey_ss58, config=config, policy=policy, admission=in_flight,
+        model_name=model_name, metrics=metrics, nonce_store=legacy_nonce_store, signer=signer,
     )  # fmt: skip
     return app
+
+
+class _GatewayApp(FastAPI):
+    """FastAPI with the legacy axon endpoint in front: legacy requests never enter its middleware.
+
+    The legacy wire is the hot path for v10 validators; :class:`LegacyAxon` is pure ASGI and does
+    its own error answers, metrics and signing, so skipping Starlette's layers changes nothing
+    a caller sees.
+    """
+
+    legacy: LegacyAxon | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        legacy = self.legacy
+        if legacy is not None and legacy.claims(scope):
+            await legacy(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def _start(service: InferenceService, request: InferenceRequest) -> Any:

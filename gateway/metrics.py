@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["GatewayMetrics", "MetricsMiddleware", "label_caller"]
+__all__ = ["GatewayMetrics", "MetricsMiddleware", "StatusRecorder", "label_caller"]
 
 _CALLER_LABEL_KEY = "metrics_caller"
 
@@ -54,6 +54,45 @@ class GatewayMetrics:
             "in_flight", "Inference requests being served (streams until their last byte).",
             namespace=namespace, registry=registry,
         )  # fmt: skip
+        # Children by label values, so a request costs two dict lookups instead of two ``labels()``
+        # calls (lock, validation). Bounded like the label sets themselves; series are never removed.
+        self._counted: dict[tuple[str, int, str], Any] = {}
+        self._timed: dict[str, Any] = {}
+        self._tokens_by_caller: dict[str, Any] = {}
+
+    def count_tokens(self, caller: str, tokens: int) -> None:
+        """Add ``tokens`` completion tokens served to ``caller`` (a hotkey the policy accepted)."""
+        counter = self._tokens_by_caller.get(caller)
+        if counter is None:
+            counter = self._tokens_by_caller[caller] = self.tokens.labels(caller)
+        counter.inc(tokens)
+
+    def observe_request(self, route: str, status: int, caller: str, elapsed_s: float) -> None:
+        """Count one answered request and its duration (``route`` and ``caller`` from bounded sets)."""
+        key = (route, status, caller)
+        counter = self._counted.get(key)
+        if counter is None:
+            counter = self._counted[key] = self.requests.labels(route, str(status), caller)
+        counter.inc()
+        latency = self._timed.get(route)
+        if latency is None:
+            latency = self._timed[route] = self.latency_s.labels(route)
+        latency.observe(elapsed_s)
+
+
+class StatusRecorder:
+    """An ASGI ``send`` that remembers the status of the response it started (500 until then)."""
+
+    __slots__ = ("_send", "status")
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.status = 500
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        await self._send(message)
 
 
 class MetricsMiddleware:
@@ -63,36 +102,17 @@ class MetricsMiddleware:
         self._app = app
         self._metrics = metrics
         self._routes = frozenset(routes)
-        # Children by label values, so a request costs two dict lookups instead of two ``labels()``
-        # calls (lock, validation). Bounded like the label sets themselves; series are never removed.
-        self._counted: dict[tuple[str, str, str], Any] = {}
-        self._timed: dict[str, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
         start_s = time.perf_counter()
-        status = 500
-
-        async def send_with_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        recorder = StatusRecorder(send)
         try:
-            await self._app(scope, receive, send_with_status)
+            await self._app(scope, receive, recorder)
         finally:
             path = scope["path"]
             route = path if path in self._routes else "other"
             hotkey = scope.get("state", {}).get(_CALLER_LABEL_KEY, "-")
-            key = (route, str(status), hotkey)
-            counter = self._counted.get(key)
-            if counter is None:
-                counter = self._counted[key] = self._metrics.requests.labels(*key)
-            counter.inc()
-            latency = self._timed.get(route)
-            if latency is None:
-                latency = self._timed[route] = self._metrics.latency_s.labels(route)
-            latency.observe(time.perf_counter() - start_s)
+            self._metrics.observe_request(route, recorder.status, hotkey, time.perf_counter() - start_s)

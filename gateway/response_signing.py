@@ -9,13 +9,13 @@ it cached; requests that never authenticated (401s, ``/health``, ``/metrics``) s
 - NDJSON and SSE streams pass through line by line; each line's payload extends the hash chain
   and one signature line follows the last one. Keepalives are outside the chain.
 
-Legacy-axon callers (bittensor <= 10 dendrites) get headers only: their wire format has no room
-for an extra stream line. The format is specified in ``docs/response-signing.md``.
+Legacy-axon requests (bittensor <= 10 dendrites) never reach this middleware: the legacy
+endpoint (``gateway.legacy``) signs its own unary answers. The format is specified in
+``docs/response-signing.md``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from typing import Any
 
 from starlette.datastructures import MutableHeaders
@@ -28,17 +28,15 @@ __all__ = ["ResponseSigningMiddleware"]
 
 _NDJSON = "application/x-ndjson"
 _SSE = "text/event-stream"
-_LEGACY_SCHEMES = frozenset({"legacy-axon"})
 
 
 class ResponseSigningMiddleware:
     """Sign responses as ``signer`` (the miner's hotkey ``Keypair``); see the module docstring."""
 
-    def __init__(self, app: ASGIApp, *, signer: Any, headers_only_schemes: Collection[str] = _LEGACY_SCHEMES) -> None:
+    def __init__(self, app: ASGIApp, *, signer: Any) -> None:
         crypto_name(signer)  # fail at startup, not per request, on an unusable key
         self._app = app
         self._signer = signer
-        self._headers_only = frozenset(headers_only_schemes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -54,12 +52,12 @@ class ResponseSigningMiddleware:
         async def signing_send(message: Message) -> None:
             nonlocal started, unary_binding, mode, stream
             if message["type"] == "http.response.start":
-                binding, scheme = _binding(scope, signer.ss58_address)
+                binding = _binding(scope, signer.ss58_address)
                 if binding is None:
                     await send(message)
                     return
                 media = MutableHeaders(raw=message["headers"]).get("content-type", "").split(";")[0].strip()
-                if message["status"] == 200 and media in (_NDJSON, _SSE) and scheme not in self._headers_only:
+                if message["status"] == 200 and media in (_NDJSON, _SSE):
                     mode = "stream"
                     stream = _StreamSigner(signer, StreamChain(binding), sse=media == _SSE)
                     await send(message)
@@ -91,16 +89,15 @@ class ResponseSigningMiddleware:
         await self._app(scope, receive, signing_send)
 
 
-def _binding(scope: Scope, miner_ss58: str) -> tuple[RequestBinding | None, str]:
+def _binding(scope: Scope, miner_ss58: str) -> RequestBinding | None:
     state = scope.get("state") or {}
     caller = state.get("caller")
     if caller is None:
-        return None, ""
+        return None
     body = state.get(_RAW_BODY_KEY) or b""
-    binding = RequestBinding.of(
+    return RequestBinding.of(
         miner_ss58=miner_ss58, caller_ss58=caller.hotkey_ss58, request_nonce=caller.nonce, request_body=body
     )
-    return binding, caller.scheme
 
 
 class _StreamSigner:

@@ -3,6 +3,8 @@
 The miner's composition root owns the process (signals, other tasks), so uvicorn's own signal
 handlers are off by default; ``stop()`` is the shutdown path: stop accepting, let in-flight
 requests (streams included) finish for up to ``grace_s``, then cancel what is left.
+:func:`run_serving` runs the process's main coroutine on uvloop when it is installed (it comes
+with ``uvicorn[standard]``), the loop uvicorn itself would pick.
 """
 
 from __future__ import annotations
@@ -10,15 +12,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Generator
+from collections.abc import Coroutine, Generator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
 
 from protocol.errors import AxongateError
 
-__all__ = ["GatewayServer", "GatewayStartError"]
+__all__ = ["GatewayServer", "GatewayStartError", "run_serving"]
+
+_T = TypeVar("_T")
+
+
+def run_serving(main: Coroutine[Any, Any, _T]) -> _T:
+    """``asyncio.run(main)`` on a uvloop event loop when uvloop is installed, else on asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
 
 
 class GatewayStartError(AxongateError):
@@ -70,6 +84,7 @@ class GatewayServer:
             ssl_certfile=str(tls_certfile) if tls_certfile else None,
             ssl_keyfile=str(tls_keyfile) if tls_keyfile else None,
             server_header=False,
+            proxy_headers=False,  # nothing here reads the client address: skip uvicorn's per-request rewrite
             timeout_keep_alive=keep_alive_s,
         )
         self._server: uvicorn.Server | None = None

@@ -63,7 +63,9 @@ def settings_from_args(args: argparse.Namespace) -> MinerSettings:
 
 def _cli(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
-    return asyncio.run(run_miner(settings))
+    from gateway.server import run_serving
+
+    return run_serving(run_miner(settings))
 
 
 async def run_miner(settings: MinerSettings) -> int:

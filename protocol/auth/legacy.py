@@ -197,6 +197,7 @@ async def verify(
     max_age_s: float = DEFAULT_MAX_AGE_S,
     allowed_skew_s: float = DEFAULT_ALLOWED_SKEW_S,
     now_ns: int | None = None,
+    before_recording: Callable[[str], None] | None = None,
 ) -> LegacyCaller:
     """Authenticate a legacy request (``headers`` from :func:`parse_headers`); return the caller.
 
@@ -206,6 +207,9 @@ async def verify(
     named in the headers (``WRONG_RECEIVER``), freshness (``STALE``), the body hash and then the
     signature over this miner's own hotkey (``BAD_SIGNATURE``), and last the monotonic nonce
     (``REPLAYED``), which is recorded only once everything else passed.
+    ``before_recording(hotkey)`` runs once the signature verified and before the nonce is
+    checked and recorded: an exception it raises (a policy refusing the hotkey) propagates and
+    leaves no replay state behind.
     """
     parsed = headers
     if parsed.axon_hotkey is not None and parsed.axon_hotkey != self_hotkey_ss58:
@@ -230,6 +234,8 @@ async def verify(
         raise AuthFailure(AuthErrorCode.MALFORMED, "invalid dendrite hotkey address or signature encoding") from None
     if not valid:
         raise AuthFailure(AuthErrorCode.BAD_SIGNATURE, "signature does not verify for this axon and dendrite hotkey")
+    if before_recording is not None:
+        before_recording(parsed.dendrite_hotkey)
     ttl_s = max_age_s + allowed_skew_s + 1.0
     if not await nonce_store.advance(f"{parsed.dendrite_hotkey}:{parsed.uuid}", parsed.nonce_ns, ttl_s):
         raise AuthFailure(AuthErrorCode.REPLAYED, "nonce is not newer than the last one accepted from this dendrite")

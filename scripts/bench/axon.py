@@ -1,8 +1,9 @@
 """Legacy axon wire: axongate's gateway and client against the stock bittensor 10.5.0 Axon and Dendrite.
 
-Server: the axongate gateway (``create_app``, legacy route, instant echo service) and the stock
-``bt.Axon`` (same ``Inference`` synapse from ``protocol/legacy.py``, a forward filling the same
-trivial completion) run side by side, each one uvicorn process pinned to CPU 0. One load process
+Server: the axongate gateway (``create_app`` served by ``GatewayServer`` on uvloop, as the miner
+serves it; legacy endpoint, instant echo service; answers unsigned unless ``--sign-responses``)
+and the stock ``bt.Axon`` (same ``Inference`` synapse from ``protocol/legacy.py``, a forward
+filling the same trivial completion) run side by side, each one process pinned to CPU 0. One load process
 pinned to CPU 1 sends identical legacy-signed requests (fresh nonce, one dendrite uuid per
 connection, keep-alive, fixed concurrency) to each in turn for a fixed time, alternating for
 several rounds. Reported: requests/s and server CPU per request (medians), and the ratio.
@@ -44,13 +45,13 @@ SERVERS = ("axongate", "stock")
 PROMPT = "ping"
 
 
-def _serve_axongate(port: int) -> None:
-    """Server process: the axongate gateway around an instant echo service, one uvicorn worker."""
+def _serve_axongate(port: int, *, sign: bool) -> None:
+    """Server process: the axongate gateway around an instant echo service, served as the miner serves it."""
     import bittensor as bt
-    import uvicorn
 
-    from gateway import GatewayConfig, Policy, PolicyConfig, StaticMetagraphView, create_app
+    from gateway import GatewayConfig, GatewayServer, Policy, PolicyConfig, StaticMetagraphView, create_app
     from gateway.echo import EchoService
+    from gateway.server import run_serving
 
     validator = bt.sp_core.Keypair.create_from_uri(VALIDATOR_URI).ss58_address
     miner = bt.sp_core.Keypair.create_from_uri(MINER_URI).ss58_address
@@ -60,11 +61,14 @@ def _serve_axongate(port: int) -> None:
         StaticMetagraphView.of_validators([validator]),
     )
     config = GatewayConfig(port=port, max_in_flight=4096)
-    app = create_app(EchoService(), hotkey_ss58=miner, config=config, policy=policy)
-    # Keep idle connections longer than aiohttp's 15 s client keep-alive: with uvicorn's 5 s default a
-    # v10 Dendrite reuses connections the server is closing ("Server disconnected"), and the
-    # reconnects reorder its nonces (401 under the per-uuid monotonic rule).
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, timeout_keep_alive=30)
+    signer = bt.sp_core.Keypair.create_from_uri(MINER_URI) if sign else None
+    app = create_app(EchoService(), hotkey_ss58=miner, config=config, policy=policy, signer=signer)
+
+    async def serve() -> None:  # as the miner serves: GatewayServer on uvloop, until terminated
+        async with GatewayServer(app, "127.0.0.1", port):
+            await asyncio.Event().wait()
+
+    run_serving(serve())
 
 
 def _free_port() -> int:
@@ -256,10 +260,15 @@ def main() -> int:
     parser.add_argument("--client-requests", type=int, default=256, help="concurrent requests per client round")
     parser.add_argument("--client-rounds", type=int, default=3)
     parser.add_argument("--json", action="store_true", help="also print the summary as JSON")
+    parser.add_argument(
+        "--sign-responses",
+        action="store_true",
+        help="the axongate gateway signs its answers, as a miner does (the stock Axon signs nothing)",
+    )
     parser.add_argument("--serve-axongate", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_axongate:
-        _serve_axongate(args.serve_axongate)
+        _serve_axongate(args.serve_axongate, sign=args.sign_responses)
         return 0
     if not LEGACY_PYTHON.exists():
         print(f"missing {LEGACY_PYTHON}: run scripts/legacy_env.sh first", file=sys.stderr)
@@ -268,7 +277,8 @@ def main() -> int:
     ports = {name: _free_port() for name in SERVERS}
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     commands = {
-        "axongate": [sys.executable, __file__, "--serve-axongate", str(ports["axongate"])],
+        "axongate": [sys.executable, __file__, "--serve-axongate", str(ports["axongate"])]
+        + (["--sign-responses"] if args.sign_responses else []),
         "stock": [str(LEGACY_PYTHON), str(V10_SIDE), "serve", str(ports["stock"])],
     }
     processes = {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import Receive
@@ -11,7 +10,7 @@ from starlette.types import Receive
 from gateway._eager import resume, step
 from gateway._errors import GatewayError
 
-__all__ = ["DEFAULT_BODY_TIMEOUT_S", "collect_body", "read_body", "receive_pieces"]
+__all__ = ["DEFAULT_BODY_TIMEOUT_S", "read_body", "receive_body"]
 
 _STATE_KEY = "raw_body"
 
@@ -21,30 +20,36 @@ DEFAULT_BODY_TIMEOUT_S = 10.0
 
 
 async def read_body(request: Request, max_bytes: int, *, timeout_s: float = DEFAULT_BODY_TIMEOUT_S) -> bytes:
-    """Return the raw body of a Starlette request, reading it at most once (see :func:`collect_body`)."""
+    """Return the raw body of a Starlette request, reading it at most once (see :func:`receive_body`).
+
+    The body is read from the raw ASGI ``receive`` and cached on ``request.state``: always read it
+    through this function, never ``request.body()``.
+    """
     cached = getattr(request.state, _STATE_KEY, None)
     if cached is not None:
         return cached
-    body = await collect_body(request.stream(), request.headers.get("content-length"), max_bytes, timeout_s=timeout_s)
+    declared = request.headers.get("content-length")
+    body = await receive_body(request.receive, declared, max_bytes, timeout_s=timeout_s)
     setattr(request.state, _STATE_KEY, body)
     return body
 
 
-async def collect_body(
-    pieces: AsyncIterator[bytes], declared: str | None, max_bytes: int, *, timeout_s: float = DEFAULT_BODY_TIMEOUT_S
+async def receive_body(
+    receive: Receive, declared: str | None, max_bytes: int, *, timeout_s: float = DEFAULT_BODY_TIMEOUT_S
 ) -> bytes:
-    """Join ``pieces`` into the body; 413 as soon as it passes ``max_bytes``, 408 after ``timeout_s``.
+    """The whole body from an ASGI ``receive``; 413 as soon as it passes ``max_bytes``, 408 after ``timeout_s``.
 
     The declared ``Content-Length`` is checked before reading and the bytes actually received
     while reading, so neither a lying header nor a chunked upload can exceed the cap. A body
     that takes longer than ``timeout_s`` to arrive is answered 408 (slow-sender protection).
+    Raises ``ClientDisconnect`` when the caller leaves first.
     """
     if declared is not None:
         if not declared.isdigit():
             raise GatewayError(400, "bad_content_length", "Content-Length is not a non-negative integer")
         if int(declared) > max_bytes:
             raise GatewayError(413, "body_too_large", f"body of {declared} bytes exceeds the {max_bytes}-byte limit")
-    collect = _collect(pieces, max_bytes)
+    collect = _collect(receive, max_bytes)
     try:
         done, value = step(collect)  # a body already buffered is read without arming the timer
         if not done:
@@ -55,22 +60,19 @@ async def collect_body(
     return value
 
 
-async def receive_pieces(receive: Receive) -> AsyncIterator[bytes]:
-    """The body pieces of a raw ASGI request; ``ClientDisconnect`` if the caller leaves first."""
+async def _collect(receive: Receive, max_bytes: int) -> bytes:
+    pieces: list[bytes] = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientDisconnect
-        if message["type"] == "http.request":
-            yield message.get("body", b"")
-            if not message.get("more_body", False):
-                return
-
-
-async def _collect(pieces: AsyncIterator[bytes], max_bytes: int) -> bytes:
-    buffer = bytearray()
-    async for piece in pieces:
-        buffer += piece
-        if len(buffer) > max_bytes:
+        if message["type"] != "http.request":
+            continue
+        piece: bytes = message.get("body", b"")
+        size += len(piece)
+        if size > max_bytes:
             raise GatewayError(413, "body_too_large", f"body exceeds the {max_bytes}-byte limit")
-    return bytes(buffer)
+        if not message.get("more_body", False):
+            return b"".join((*pieces, piece)) if pieces else piece
+        pieces.append(piece)

@@ -19,7 +19,6 @@ import heapq
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from gateway._errors import GatewayError
 
@@ -38,7 +37,8 @@ class AdmissionQueue:
     """Cap requests in flight at ``max_in_flight``; queue up to ``max_waiting`` more by ``priority``.
 
     ``priority(hotkey)`` is the caller's stake (higher is served first); it must be a cheap
-    in-memory read. ``gauge`` (optional) is set to the in-flight count on every change.
+    in-memory read. :attr:`in_flight` and :attr:`waiting` are the current counts (export them
+    with a gauge's ``set_function``).
     """
 
     def __init__(
@@ -49,7 +49,6 @@ class AdmissionQueue:
         max_wait_s: float,
         retry_after_s: int,
         priority: Callable[[str], float],
-        gauge: Any = None,
     ) -> None:
         if max_in_flight < 1 or max_waiting < 0 or max_wait_s <= 0:
             raise ValueError("need max_in_flight >= 1, max_waiting >= 0 and max_wait_s > 0")
@@ -58,7 +57,6 @@ class AdmissionQueue:
         self._max_wait_s = max_wait_s
         self._retry_after = str(retry_after_s)
         self._priority = priority
-        self._gauge = gauge
         self._heap: list[_Waiter] = []
         self._arrivals = itertools.count()
         self.in_flight = 0
@@ -106,7 +104,6 @@ class AdmissionQueue:
 
     def _grant(self) -> Callable[[], None]:
         self.in_flight += 1
-        self._report()
         return self._release_once()
 
     def _release_once(self) -> Callable[[], None]:
@@ -130,7 +127,6 @@ class AdmissionQueue:
                 waiter.future.set_result(None)
                 return  # the slot changes hands: in_flight is unchanged
         self.in_flight -= 1
-        self._report()
 
     def _drop(self, waiter: _Waiter) -> None:
         if waiter.live:
@@ -142,10 +138,6 @@ class AdmissionQueue:
 
     def _overloaded(self, detail: str) -> GatewayError:
         return GatewayError(503, "overloaded", detail, headers={"Retry-After": self._retry_after})
-
-    def _report(self) -> None:
-        if self._gauge is not None:
-            self._gauge.set(self.in_flight)
 
 
 def _granted(future: asyncio.Future[None]) -> bool:

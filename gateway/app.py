@@ -94,8 +94,8 @@ def create_app(
         max_wait_s=config.admission_max_wait_s,
         retry_after_s=config.retry_after_s,
         priority=policy.stake_of,
-        gauge=metrics.in_flight,
     )
+    metrics.in_flight.set_function(lambda: in_flight.in_flight)  # read when scraped, not set per request
 
     async def admit(request: Request, caller: Caller) -> tuple[Lease, bytes]:
         """The raw body (read by auth, or now when auth is overridden) and the policy's lease."""
@@ -208,8 +208,8 @@ class _GatewayApp(FastAPI):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         legacy = self.legacy
-        if legacy is not None and legacy.claims(scope):
-            await legacy(scope, receive, send)
+        if legacy is not None and (headers := legacy.claim(scope)) is not None:
+            await legacy(scope, receive, send, headers)
             return
         await super().__call__(scope, receive, send)
 

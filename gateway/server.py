@@ -47,12 +47,22 @@ class _EmbeddedServer(uvicorn.Server):
         yield
 
 
+def _http_protocol() -> Any:
+    """uvicorn's httptools protocol writing each response in one syscall, or uvicorn's choice without httptools."""
+    try:
+        from gateway._coalesce import HttpToolsProtocol
+    except ImportError:  # httptools missing (it comes with uvicorn[standard]): uvicorn falls back to h11
+        return "auto"
+    return HttpToolsProtocol
+
+
 class GatewayServer:
     """A uvicorn server for ``app`` on ``host:port`` (``port=0`` picks a free port, see :attr:`port`).
 
     ``keep_alive_s`` is how long an idle connection stays open. It must outlast the callers' own
     idle keep-alive (bittensor <= 10 dendrites, aiohttp: 15 s): a server that closes first races
     the caller reusing the connection, and the caller sees a spurious disconnect.
+    Responses leave in one socket write each (``gateway._coalesce``) when httptools is installed.
     """
 
     def __init__(
@@ -85,6 +95,7 @@ class GatewayServer:
             ssl_keyfile=str(tls_keyfile) if tls_keyfile else None,
             server_header=False,
             proxy_headers=False,  # nothing here reads the client address: skip uvicorn's per-request rewrite
+            http=_http_protocol(),
             timeout_keep_alive=keep_alive_s,
         )
         self._server: uvicorn.Server | None = None

@@ -29,7 +29,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from gateway._body import collect_body, receive_pieces
+from gateway._body import receive_body
 from gateway._errors import GatewayError
 from gateway._generation import Generation
 from gateway._streaming import stream_response, unary_answer
@@ -64,6 +64,7 @@ _PREFIX = legacy_auth.LEGACY_HEADER_PREFIX.encode()
 _CLAIMED_METHODS = frozenset({"GET", "POST"})
 _DISCONNECTED = 499  # metrics only: the caller left before an answer could be sent
 _JSON = (b"content-type", b"application/json")
+_READ_HEADERS = frozenset({b"computed_body_hash", b"content-length", b"timeout"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +81,7 @@ class _Exchange:
     """What one request has established so far: decides the answer's signature and metrics label."""
 
     started_s: float
+    headers: dict[str, str]
     raw_body: bytes = b""
     caller: str | None = None
     """Hotkey whose signature verified; answers bound to it are signed."""
@@ -122,18 +124,32 @@ class LegacyAxon:
         self._available = list(LEGACY_SYNAPSES)
         self._routes = {name: f"/{name}" for name in LEGACY_SYNAPSES}
 
-    def claims(self, scope: Scope) -> bool:
-        """Whether ``scope`` is a legacy request: GET/POST on ``/{name}`` with ``bt_header_dendrite_*`` headers."""
+    def claim(self, scope: Scope) -> dict[str, str] | None:
+        """The headers this endpoint reads if ``scope`` is a legacy request, else None.
+
+        Legacy requests are GET or POST on ``/{name}`` carrying ``bt_header_dendrite_*`` headers.
+        Headers are by (lower-case) name; the first of repeated ones wins, as in Starlette.
+        """
         if scope["type"] != "http" or scope["method"] not in _CLAIMED_METHODS:
-            return False
+            return None
         path = _relative_path(scope)
         if len(path) < 2 or path[0] != "/" or "/" in path[1:]:
-            return False
-        return any(key.startswith(_PREFIX) for key, _ in scope["headers"])
+            return None
+        headers: dict[str, str] = {}
+        legacy = False
+        for key, value in scope["headers"]:
+            if key.startswith(b"bt_header_"):
+                legacy = legacy or key.startswith(_PREFIX)
+            elif key not in _READ_HEADERS:
+                continue
+            name = key.decode("latin-1")
+            if name not in headers:
+                headers[name] = value.decode("latin-1")
+        return headers if legacy else None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Answer one claimed request; never raises for anything the caller sent."""
-        exchange = _Exchange(time.perf_counter())
+    async def __call__(self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str]) -> None:
+        """Answer a request :meth:`claim` accepted (``headers`` from it); never raises for what the caller sent."""
+        exchange = _Exchange(time.perf_counter(), headers)
         name = _relative_path(scope)[1:]
         synapse = LEGACY_SYNAPSES.get(name)
         status = 500
@@ -179,11 +195,11 @@ class LegacyAxon:
     async def _serve(
         self, scope: Scope, receive: Receive, synapse: LegacySynapse, exchange: _Exchange
     ) -> _Echo | Response:
-        headers = _headers(scope)
+        headers = exchange.headers
         auth_headers = legacy_auth.parse_headers(headers)
         config = self._config
         declared, limit = headers.get("content-length"), config.max_body_bytes
-        raw = await collect_body(receive_pieces(receive), declared, limit, timeout_s=config.body_timeout_s)
+        raw = await receive_body(receive, declared, limit, timeout_s=config.body_timeout_s)
         exchange.raw_body = raw
         request_body = load_object(raw)
         try:
@@ -320,18 +336,6 @@ def _relative_path(scope: Scope) -> str:
     path: str = scope["path"]
     root: str = scope.get("root_path", "")
     return path[len(root) :] if root and path.startswith(root) else path
-
-
-_READ_HEADERS = frozenset({b"computed_body_hash", b"content-length", b"timeout"})
-
-
-def _headers(scope: Scope) -> dict[str, str]:
-    """The headers this endpoint reads, by (lower-case) name; the first of repeated ones wins, as in Starlette."""
-    return {
-        key.decode("latin-1"): value.decode("latin-1")
-        for key, value in reversed(scope["headers"])
-        if key.startswith(b"bt_header_") or key in _READ_HEADERS
-    }
 
 
 def _first(exc: ValidationError) -> str:

@@ -18,6 +18,7 @@ only after the signature verifies, so unauthenticated traffic cannot poison it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 import time
@@ -142,8 +143,14 @@ def body_hash(values: Mapping[str, object], fields: Iterable[str]) -> str:
     Uses Python's ``str`` on each value, exactly as the stock ``Synapse.body_hash`` does; pass
     values dumped by a pydantic model whose fields (and nested field order) mirror the synapse.
     """
-    digests = "".join(hashlib.sha3_256(str(values[field]).encode()).hexdigest() for field in fields)
+    digests = "".join(_sha3_hex(str(values[field])) for field in fields)
     return hashlib.sha3_256(digests.encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=4096)
+def _sha3_hex(text: str) -> str:
+    """sha3-256 of ``text``; cached because most fields (sampling parameters) repeat across requests."""
+    return hashlib.sha3_256(text.encode()).hexdigest()
 
 
 def signature_message(*, nonce_ns: int, dendrite_hotkey: str, axon_hotkey: str, uuid: str, body_hash: str) -> bytes:

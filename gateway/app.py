@@ -140,7 +140,7 @@ def create_app(
                 lease.release()
                 release()
                 if generation.ttft_s is not None:
-                    metrics.ttft_s.observe(generation.ttft_s)
+                    metrics.observe_ttft(generation.ttft_s)
                 metrics.count_tokens(caller.hotkey_ss58, generation.completion_tokens)
 
             if not parsed.stream:

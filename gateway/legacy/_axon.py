@@ -270,7 +270,7 @@ class LegacyAxon:
                 lease.release()
                 release_slot()
                 if generation.ttft_s is not None:
-                    metrics.ttft_s.observe(generation.ttft_s)
+                    metrics.observe_ttft(generation.ttft_s)
                 metrics.count_tokens(hotkey_ss58, generation.completion_tokens)
 
             if synapse.streaming:

@@ -27,13 +27,20 @@ async def _serve(app: Any) -> GatewayServer:
 
 
 def _app(
-    kit: Any, validator: Any, miner: Any, *, service: Any = None, deny: frozenset[str] = frozenset(), **extra: Any
-):
+    kit: Any,
+    validator: Any,
+    miner: Any,
+    *,
+    service: Any = None,
+    deny: frozenset[str] = frozenset(),
+    config: GatewayConfig | None = None,
+    **extra: Any,
+) -> Any:
     peers = StaticMetagraphView.of_validators([validator.ss58_address, *deny])
     return create_app(
         service if service is not None else kit.FakeService(chunks=kit.make_chunks(2)),
         hotkey_ss58=miner.ss58_address,
-        config=GatewayConfig(port=0),
+        config=config if config is not None else GatewayConfig(port=0),
         policy=Policy(PolicyConfig(deny_hotkeys=deny), peers),
         **extra,
     )
@@ -119,6 +126,33 @@ async def test_a_refused_hotkey_leaves_no_replay_state(
     assert [r.status_code for r in refused] == [403, 403, 403]
     assert served.status_code == 200
     assert len(store) == 1  # only the served validator's dendrite
+
+
+async def test_legacy_requests_wait_for_an_in_flight_slot_instead_of_failing(
+    kit: Any, legacy_kit: Any, validator_keypair: Any, miner_keypair: Any
+) -> None:
+    gate = asyncio.Event()
+    service = kit.FakeService(chunks=kit.make_chunks(2), gate=gate)
+    config = GatewayConfig(port=0, max_in_flight=1, admission_queue_size=4, admission_max_wait_s=10)
+    server = await _serve(_app(kit, validator_keypair, miner_keypair, service=service, config=config))
+    url = f"http://127.0.0.1:{server.port}/Inference"
+
+    async def post(http: httpx.AsyncClient) -> httpx.Response:
+        body, headers = legacy_kit.request(validator_keypair, legacy_kit.body(), axon_hotkey=miner_keypair.ss58_address)
+        return await http.post(url, content=body, headers=headers)
+
+    try:
+        async with httpx.AsyncClient(trust_env=False) as http:
+            holding = asyncio.create_task(post(http))
+            await asyncio.wait_for(service.first_yielded.wait(), 10)  # the only slot is taken, held at the gate
+            waiting = asyncio.create_task(post(http))
+            await asyncio.sleep(0.3)
+            assert not waiting.done()
+            gate.set()
+            first, second = await holding, await waiting
+    finally:
+        await server.stop()
+    assert (first.status_code, second.status_code) == (200, 200), second.text
 
 
 async def test_requests_the_legacy_endpoint_does_not_claim_get_fastapis_answers(

@@ -1,10 +1,12 @@
 """Several gateway worker processes behind one port, sharing replay and rate state in Redis.
 
-Run ``uvicorn gateway.asgi:create_worker_app --factory --workers 4 --host ... --port ...``. Every
-worker calls :func:`create_worker_app`, which reads the same settings (so all workers build
-identical apps): the TOML file named by ``AXONGATE_CONFIG`` (the miner's file: ``[gateway]``,
-``[policy]`` and ``[worker]`` tables are read, others ignored), overridden by ``AXONGATE_*``
-environment variables with ``__`` nesting (``AXONGATE_GATEWAY__REDIS_URL=redis://...``).
+Run ``uvicorn gateway.asgi:create_worker_app --factory --workers 4 --host ... --port ...``, with
+``--http gateway.coalesce:HttpToolsProtocol`` to write each response in one syscall as the
+miner's own server does. Every worker calls :func:`create_worker_app`, which reads the same
+settings (so all workers build identical apps): the TOML file named by ``AXONGATE_CONFIG``
+(the miner's file: ``[gateway]``, ``[policy]`` and ``[worker]`` tables are read, others
+ignored), overridden by ``AXONGATE_*`` environment variables with ``__`` nesting
+(``AXONGATE_GATEWAY__REDIS_URL=redis://...``).
 
 ``gateway.redis_url`` is required: with per-process state, a request replayed to a sibling
 worker would be served again. What the workers serve comes from ``worker.components``, the import

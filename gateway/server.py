@@ -50,7 +50,7 @@ class _EmbeddedServer(uvicorn.Server):
 def _http_protocol() -> Any:
     """uvicorn's httptools protocol writing each response in one syscall, or uvicorn's choice without httptools."""
     try:
-        from gateway._coalesce import HttpToolsProtocol
+        from gateway.coalesce import HttpToolsProtocol
     except ImportError:  # httptools missing (it comes with uvicorn[standard]): uvicorn falls back to h11
         return "auto"
     return HttpToolsProtocol
@@ -62,7 +62,7 @@ class GatewayServer:
     ``keep_alive_s`` is how long an idle connection stays open. It must outlast the callers' own
     idle keep-alive (bittensor <= 10 dendrites, aiohttp: 15 s): a server that closes first races
     the caller reusing the connection, and the caller sees a spurious disconnect.
-    Responses leave in one socket write each (``gateway._coalesce``) when httptools is installed.
+    Responses leave in one socket write each (``gateway.coalesce``) when httptools is installed.
     """
 
     def __init__(

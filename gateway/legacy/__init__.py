@@ -5,7 +5,7 @@
 gateway's FastAPI app; the synapse classes validators use are in ``protocol/legacy.py``.
 """
 
-from gateway.legacy._axon import LEGACY_SCHEME, LegacyAxon
+from gateway.legacy._axon import LegacyAxon
 from gateway.legacy._wire import LEGACY_SYNAPSES
 
-__all__ = ["LEGACY_SCHEME", "LEGACY_SYNAPSES", "LegacyAxon"]
+__all__ = ["LEGACY_SYNAPSES", "LegacyAxon"]

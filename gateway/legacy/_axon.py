@@ -55,10 +55,7 @@ from protocol.errors import describe_validation_error
 from protocol.response_signing import RequestBinding, sign_unary
 from protocol.synapses import InferenceRequest
 
-__all__ = ["LEGACY_SCHEME", "LegacyAxon"]
-
-LEGACY_SCHEME = "legacy-axon"
-"""The signing scheme name of requests verified with the bittensor <= 10 signature."""
+__all__ = ["LegacyAxon"]
 
 _PREFIX = legacy_auth.LEGACY_HEADER_PREFIX.encode()
 _CLAIMED_METHODS = frozenset({"GET", "POST"})

@@ -24,5 +24,5 @@ def test_synapse_file_imports_only_bittensor_pydantic_and_the_standard_library()
 
 
 def test_gateway_legacy_public_names() -> None:
-    assert sorted(gateway.legacy.__all__) == ["LEGACY_SCHEME", "LEGACY_SYNAPSES", "LegacyAxon"]
+    assert sorted(gateway.legacy.__all__) == ["LEGACY_SYNAPSES", "LegacyAxon"]
     assert sorted(gateway.legacy.LEGACY_SYNAPSES) == ["Capabilities", "Inference", "InferenceStream"]

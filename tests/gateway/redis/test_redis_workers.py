@@ -56,7 +56,8 @@ def cluster(
     log = workdir / "uvicorn.log"
     command = [
         sys.executable, "-m", "uvicorn", "gateway.asgi:create_worker_app", "--factory",
-        "--workers", str(WORKERS), "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+        "--http", "gateway.coalesce:HttpToolsProtocol", "--workers", str(WORKERS),
+        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
     ]  # fmt: skip
     with log.open("wb") as sink:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT)

@@ -117,15 +117,16 @@ class GatewayMetrics:
 class StatusRecorder:
     """An ASGI ``send`` that remembers the status of the response it started (500 until then)."""
 
-    __slots__ = ("_send", "status")
+    __slots__ = ("_send", "started", "status")
 
     def __init__(self, send: Send) -> None:
         self._send = send
         self.status = 500
+        self.started = False
 
     async def __call__(self, message: Message) -> None:
         if message["type"] == "http.response.start":
-            self.status = message["status"]
+            self.status, self.started = message["status"], True
         await self._send(message)
 
 

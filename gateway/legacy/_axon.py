@@ -325,7 +325,12 @@ class LegacyAxon:
         headers = status_headers(synapse.name, 200, "Success", axon_hotkey=self._hotkey, process_time=elapsed)
         response.raw_headers += headers
         recorder = StatusRecorder(send)
-        await response(scope, receive, recorder)
+        try:
+            await response(scope, receive, recorder)
+        except Exception as exc:
+            if not recorder.started or isinstance(exc, ClientDisconnect):
+                raise
+            logger.opt(exception=exc).error("legacy stream failed after it started; the caller sees it cut short")
         return recorder.status
 
 

@@ -143,13 +143,22 @@ def body_hash(values: Mapping[str, object], fields: Iterable[str]) -> str:
     Uses Python's ``str`` on each value, exactly as the stock ``Synapse.body_hash`` does; pass
     values dumped by a pydantic model whose fields (and nested field order) mirror the synapse.
     """
-    digests = "".join(_sha3_hex(str(values[field])) for field in fields)
+    digests = "".join(_field_digest(str(values[field])) for field in fields)
     return hashlib.sha3_256(digests.encode()).hexdigest()
 
 
+_CACHED_FIELD_CHARS = 64
+
+
+def _field_digest(text: str) -> str:
+    """sha3-256 hex of one field's ``str``; short values (sampling parameters) repeat, so they are cached."""
+    if len(text) <= _CACHED_FIELD_CHARS:
+        return _short_field_digest(text)
+    return hashlib.sha3_256(text.encode()).hexdigest()
+
+
 @functools.lru_cache(maxsize=4096)
-def _sha3_hex(text: str) -> str:
-    """sha3-256 of ``text``; cached because most fields (sampling parameters) repeat across requests."""
+def _short_field_digest(text: str) -> str:
     return hashlib.sha3_256(text.encode()).hexdigest()
 
 

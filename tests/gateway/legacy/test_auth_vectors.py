@@ -82,6 +82,14 @@ def test_body_hash_uses_python_str_not_json() -> None:
     assert legacy_auth.body_hash(as_json, ("m", "b", "f", "s")) != expected
 
 
+def test_body_hash_is_the_same_for_long_values_and_does_not_keep_them() -> None:
+    long_text = "x" * 100_000
+    expected = hashlib.sha3_256(hashlib.sha3_256(long_text.encode()).hexdigest().encode()).hexdigest()
+    cached_before = legacy_auth._short_field_digest.cache_info().currsize
+    assert legacy_auth.body_hash({"m": long_text}, ("m",)) == expected
+    assert legacy_auth._short_field_digest.cache_info().currsize == cached_before  # bounded memory per entry
+
+
 def test_gateway_body_model_reproduces_the_v10_hash_from_the_wire_json() -> None:
     wire = json.loads(json.dumps({"name": "Inference", "timeout": 12.0, "axon": {}, "text": "", **V10_BODY}))
     parsed = InferenceBody.model_validate(wire)

@@ -4,7 +4,8 @@ Routes: ``POST /Inference`` (unary JSON, or a stream: NDJSON by default, SSE on
 ``Accept: text/event-stream``), ``POST /Capabilities``, ``GET /health``, ``GET /metrics``.
 Each signed route runs: size-capped body read -> signature verification -> policy (403/429) ->
 in-flight cap (waits by caller stake, then 503) -> JSON parsing (400/422) -> the service. Every rejection is a JSON
-``ErrorBody``; nothing a caller sends can stop the process from serving.
+``ErrorBody``; nothing a caller sends can stop the process from serving. Requests signed by
+bittensor <= 10 dendrites are answered before FastAPI sees them (``gateway.legacy.LegacyAxon``).
 """
 
 from __future__ import annotations

@@ -86,7 +86,10 @@ def create_app(
         hotkey_ss58, uuids, max_age_s=config.auth_max_age_s, allowed_skew_s=config.auth_allowed_skew_s
     )
     authenticator = Authenticator(
-        [scheme, epistula], max_body_bytes=config.max_body_bytes, body_timeout_s=config.body_timeout_s
+        [scheme, epistula],
+        max_body_bytes=config.max_body_bytes,
+        body_timeout_s=config.body_timeout_s,
+        check_identity=policy.check_identity,
     )
     metrics = GatewayMetrics(registry if registry is not None else CollectorRegistry())
     in_flight = AdmissionQueue(

@@ -52,8 +52,14 @@ class AuthScheme(Protocol):
         """True when the request carries this scheme's headers (it then must verify or fail)."""
         ...
 
-    async def authenticate(self, request: Request, body: bytes) -> Caller:
-        """Verify the request over its raw ``body``; raise :class:`AuthFailure` when it does not."""
+    async def authenticate(
+        self, request: Request, body: bytes, *, before_recording: Callable[[Caller], None] | None = None
+    ) -> Caller:
+        """Verify the request over its raw ``body``; raise :class:`AuthFailure` when it does not.
+
+        ``before_recording(caller)`` runs once the signature verified and before the nonce is
+        checked and recorded: an exception it raises propagates and leaves no replay state.
+        """
         ...
 
 
@@ -94,7 +100,9 @@ class BtAuthScheme:
     def claims(self, headers: Headers) -> bool:
         return has_btauth_headers(headers)
 
-    async def authenticate(self, request: Request, body: bytes) -> Caller:
+    async def authenticate(
+        self, request: Request, body: bytes, *, before_recording: Callable[[Caller], None] | None = None
+    ) -> Caller:
         sender = verify_btauth_signature(
             request.headers,
             body,
@@ -105,9 +113,12 @@ class BtAuthScheme:
             allowed_skew_s=self._allowed_skew_s,
             now_ns=self._clock_ns() if self._clock_ns is not None else None,
         )
+        caller = Caller(hotkey_ss58=sender.hotkey_ss58, scheme=self.name, nonce=str(sender.nonce_ns))
+        if before_recording is not None:
+            before_recording(caller)
         if not await self._nonce_store.check_and_store(sender.hotkey_ss58, sender.nonce_ns):
             raise AuthFailure(AuthErrorCode.REPLAYED, "this nonce was already accepted from this hotkey")
-        return Caller(hotkey_ss58=sender.hotkey_ss58, scheme=self.name, nonce=str(sender.nonce_ns))
+        return caller
 
 
 class Authenticator:
@@ -116,15 +127,25 @@ class Authenticator:
     The first scheme that claims the request (by its headers) decides; a request no scheme
     claims gets 401 ``auth_missing`` naming the accepted schemes, without its body being read.
     Failures become JSON 4xx answers. The verified caller is also left on
-    ``request.state.caller`` for logging.
+    ``request.state.caller`` (response signing binds answers to it). ``check_identity(hotkey)``
+    (the policy's identity check) runs between signature and nonce, so a hotkey the policy
+    refuses gets its 403 without leaving replay state behind.
     """
 
-    def __init__(self, schemes: Sequence[AuthScheme], *, max_body_bytes: int, body_timeout_s: float) -> None:
+    def __init__(
+        self,
+        schemes: Sequence[AuthScheme],
+        *,
+        max_body_bytes: int,
+        body_timeout_s: float,
+        check_identity: Callable[[str], None] | None = None,
+    ) -> None:
         if not schemes:
             raise ValueError("an Authenticator needs at least one scheme")
         self._schemes = tuple(schemes)
         self._max_body_bytes = max_body_bytes
         self._body_timeout_s = body_timeout_s
+        self._check_identity = check_identity
 
     async def __call__(self, request: Request) -> Caller:
         scheme = next((s for s in self._schemes if s.claims(request.headers)), None)
@@ -132,9 +153,17 @@ class Authenticator:
             names = ", ".join(s.name for s in self._schemes)
             raise GatewayError(401, AuthErrorCode.MISSING.value, f"request is not signed; accepted schemes: {names}")
         body = await read_body(request, self._max_body_bytes, timeout_s=self._body_timeout_s)
+        check_identity = self._check_identity
+
+        def admit_identity(caller: Caller) -> None:
+            request.state.caller = caller  # the signature verified: answers from here on are bound to it
+            if check_identity is not None:
+                check_identity(caller.hotkey_ss58)
+
         try:
-            caller = await scheme.authenticate(request, body)
+            caller = await scheme.authenticate(request, body, before_recording=admit_identity)
         except AuthFailure as failure:
+            request.state.caller = None  # never bind an answer to a request that failed verification
             raise GatewayError(_STATUS_BY_CODE[failure.code], failure.code.value, failure.message) from None
         request.state.caller = caller
         return caller

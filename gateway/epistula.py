@@ -67,7 +67,8 @@ class EpistulaScheme:
 
     Claims every request carrying an ``Epistula-*`` header. Checks, in order: headers (400),
     signature (401), ``Epistula-Signed-For`` is this miner (403), two-sided freshness window
-    (401), then the uuid (401 ``auth_replayed``), recorded only after all else passed.
+    (401), then the caller hook (the policy's identity check, 403), then the uuid (401
+    ``auth_replayed``), recorded only after all else passed.
     """
 
     name = SCHEME
@@ -95,7 +96,9 @@ class EpistulaScheme:
     def claims(self, headers: Headers) -> bool:
         return has_epistula_headers(headers)
 
-    async def authenticate(self, request: Request, body: bytes) -> Caller:
+    async def authenticate(
+        self, request: Request, body: bytes, *, before_recording: Callable[[Caller], None] | None = None
+    ) -> Caller:
         sender = verify_epistula_signature(
             request.headers,
             body,
@@ -104,6 +107,9 @@ class EpistulaScheme:
             allowed_skew_s=self._allowed_skew_s,
             now_ms=self._clock_ms() if self._clock_ms is not None else None,
         )
+        caller = Caller(hotkey_ss58=sender.hotkey_ss58, scheme=self.name, nonce=sender.uuid)
+        if before_recording is not None:
+            before_recording(caller)
         if not await self._uuid_store.check_and_store(sender.hotkey_ss58, sender.uuid):
             raise AuthFailure(AuthErrorCode.REPLAYED, "this Epistula-Uuid was already accepted from this hotkey")
-        return Caller(hotkey_ss58=sender.hotkey_ss58, scheme=self.name, nonce=sender.uuid)
+        return caller

@@ -7,12 +7,15 @@ accept only a server holding that key. The key is what is pinned, so the certifi
 be re-issued (expiry, new name) without touching the chain.
 
 Files, under the directory given (the miner uses ``<home>/tls``; mode 0700): ``key.pem``
-(PKCS#8, unencrypted, mode 0600) and ``cert.pem``. Writes are atomic.
+(PKCS#8, unencrypted, mode 0600) and ``cert.pem``. Writes are atomic, and processes sharing the
+directory (several miners with one home) take a lock on ``.lock`` there, so they all end up with
+one key and a certificate that matches it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import ipaddress
 import os
 import tempfile
@@ -58,6 +61,12 @@ def ensure_tls_identity(
     """
     now = now or dt.datetime.now(dt.UTC)
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with (directory / ".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        return _load_or_create(directory, hostnames, now)
+
+
+def _load_or_create(directory: Path, hostnames: tuple[str, ...], now: dt.datetime) -> TlsIdentity:
     keyfile, certfile = directory / KEY_FILENAME, directory / CERT_FILENAME
     if keyfile.exists():
         key = _load_key(keyfile)

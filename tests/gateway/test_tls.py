@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import ssl
 import stat
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -129,3 +132,21 @@ async def test_pin_over_plain_http_is_refused(
         assert (await client.infer(live.target, kit.prompt(), timeout_s=5)).ok  # plain stays available
         result = await client.infer(pinned_plain, kit.prompt(), timeout_s=5)
     assert result.error is QueryErrorCode.BAD_CERTIFICATE and len(live.service.requests) == 1
+
+
+def test_miners_sharing_a_directory_end_up_with_one_matching_key_and_certificate(tmp_path: Path) -> None:
+    directory = tmp_path / "shared-tls"
+    script = (
+        "import sys; from pathlib import Path; from gateway.tls import ensure_tls_identity; "
+        "print(ensure_tls_identity(Path(sys.argv[1]), hostnames=('127.0.0.1',)).certificate.hex())"
+    )
+    root = Path(__file__).resolve().parents[2]
+    miners = [
+        subprocess.Popen([sys.executable, "-c", script, str(directory)], cwd=root, stdout=subprocess.PIPE, text=True)
+        for _ in range(6)
+    ]
+    pins = {miner.communicate(timeout=60)[0].strip() for miner in miners}
+    assert all(miner.returncode == 0 for miner in miners)
+    assert len(pins) == 1
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(directory / "cert.pem", directory / "key.pem")  # raises on a key/cert mismatch

@@ -16,6 +16,7 @@ Targets: gateway >= 20x the stock Axon's requests/s on the same core; client >= 
 per request than the stock Dendrite. Needs ``.venv-legacy`` (``scripts/legacy_env.sh``).
 
     .venv/bin/python scripts/bench/axon.py --seconds 4 --rounds 5 --client-rounds 3
+    .venv/bin/python scripts/bench/axon.py --seconds 4 --rounds 5 --client-rounds 1 --sign-responses
 """
 
 from __future__ import annotations

@@ -35,8 +35,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)  # this folder's gateway.py would shadow the gateway package
 LEGACY_PYTHON = Path(os.environ.get("AXONGATE_LEGACY_VENV", ROOT / ".venv-legacy")) / "bin" / "python"
 V10_SIDE = Path(__file__).with_name("_axon_v10.py")
 VALIDATOR_URI = "//Alice"

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import statistics
 import sys
@@ -29,7 +28,7 @@ _REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(_REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from engines import parse_variant, start_engine  # noqa: E402
+from engines import parse_variant, report, start_engine  # noqa: E402
 
 from neurons.engines import GenerationRequest  # noqa: E402
 from neurons.engines.base import Engine  # noqa: E402
@@ -159,11 +158,7 @@ def main() -> int:
     args = parser.parse_args()
     home = Path(args.home).expanduser() if args.home else default_home()
     summary = asyncio.run(run(args, home))
-    text = json.dumps(summary, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    report(summary, args.out)
     return 0
 
 

@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Any
 
 _REPO = Path(__file__).resolve().parents[2]
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent]  # don't shadow `gateway`
 sys.path.insert(0, str(_REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bittensor.sp_core import Keypair  # noqa: E402
+from engines import PROMPTS  # noqa: E402
 
 from gateway.app import create_app  # noqa: E402
 from gateway.config import GatewayConfig, PolicyConfig  # noqa: E402
@@ -40,13 +41,6 @@ from neurons.serving import EngineService  # noqa: E402
 from neurons.settings import default_home  # noqa: E402
 from protocol.client import MinerClient, MinerTarget  # noqa: E402
 from protocol.synapses import ChatMessage, InferenceRequest  # noqa: E402
-
-PROMPTS = (
-    "Write a long story about a fox who learns to sail.",
-    "Explain in detail how a bicycle works.",
-    "Describe a walk through a busy market in the morning.",
-    "Give a detailed history of the printing press.",
-)
 
 
 def _requests(n: int, tokens: int, round_index: int) -> list[InferenceRequest]:

@@ -33,6 +33,16 @@ from neurons.engines.base import Engine  # noqa: E402
 from neurons.settings import default_home  # noqa: E402
 from protocol.synapses import ChatMessage  # noqa: E402
 
+
+def report(summary: dict[str, Any], out: Path | None) -> None:
+    """Print the summary JSON, and write it to ``out`` when given (shared by the engine benches)."""
+    text = json.dumps(summary, indent=2)
+    print(text)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n")
+
+
 PROMPTS = (
     "Write a long story about a fox who learns to sail.",
     "Explain in detail how a bicycle works.",
@@ -136,11 +146,7 @@ def main() -> int:
     args = parser.parse_args()
     home = Path(args.home).expanduser() if args.home else default_home()
     summary = asyncio.run(bench(args, home))
-    text = json.dumps(summary, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    report(summary, args.out)
     return 0
 
 

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 _REPO = Path(__file__).resolve().parents[2]
-sys.path[:] = [str(_REPO)] + [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(_REPO))
 
 VALIDATOR_URI = "//Alice"
 MINER_URI = "//Bob"

@@ -9,7 +9,7 @@ load generator does identical work for both. Prints medians and the auth/noauth 
 requests/s, and of server CPU per request (the capacity ratio when the server is the bottleneck,
 and far less sensitive than requests/s to other load on a shared machine).
 
-    .venv/bin/python scripts/bench/gateway.py --requests 2000 --concurrency 32 --rounds 5
+    .venv/bin/python scripts/bench/btauth_overhead.py --requests 2000 --concurrency 32 --rounds 5
 """
 
 from __future__ import annotations
@@ -26,10 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-# This script shares its name with the package it measures: keep its folder off the import path
-# and import the working tree's packages.
 _REPO = Path(__file__).resolve().parents[2]
-sys.path[:] = [str(_REPO)] + [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(_REPO))
 
 VALIDATOR_URI = "//Alice"
 MINER_URI = "//Bob"

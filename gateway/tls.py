@@ -15,10 +15,7 @@ one key and a certificate that matches it.
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import ipaddress
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.x509.oid import NameOID
 
 from protocol.errors import ConfigError
+from protocol.files import exclusive_lock, write_atomic
 from protocol.tls_pin import certificate_bytes
 
 __all__ = ["CERT_FILENAME", "KEY_FILENAME", "TlsIdentity", "ensure_tls_identity"]
@@ -61,8 +59,7 @@ def ensure_tls_identity(
     """
     now = now or dt.datetime.now(dt.UTC)
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with (directory / ".lock").open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+    with exclusive_lock(directory / ".lock"):
         return _load_or_create(directory, hostnames, now)
 
 
@@ -75,10 +72,10 @@ def _load_or_create(directory: Path, hostnames: tuple[str, ...], now: dt.datetim
         pem = key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
-        _write_atomic(keyfile, pem, mode=0o600)
+        write_atomic(keyfile, pem, mode=0o600)
     public = key.public_key()
     if not _certificate_usable(certfile, public, now):
-        _write_atomic(certfile, _self_signed(key, hostnames, now).public_bytes(serialization.Encoding.PEM), mode=0o644)
+        write_atomic(certfile, _self_signed(key, hostnames, now).public_bytes(serialization.Encoding.PEM), mode=0o644)
     return TlsIdentity(keyfile=keyfile, certfile=certfile, certificate=certificate_bytes(public))
 
 
@@ -123,17 +120,3 @@ def _general_name(host: str) -> x509.GeneralName:
         return x509.IPAddress(ipaddress.ip_address(host))
     except ValueError:
         return x509.DNSName(host)
-
-
-def _write_atomic(path: Path, data: bytes, *, mode: int) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

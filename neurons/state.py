@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
@@ -22,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from neurons.scoring.rewards import update_ema
 from protocol.errors import describe_validation_error
+from protocol.files import write_atomic
 
 __all__ = ["MinerRecord", "ValidatorState", "load_state", "save_state"]
 
@@ -80,23 +80,7 @@ def save_state(state: ValidatorState, path: Path) -> None:
     """Write ``state`` to ``path`` atomically and durably; raises ``OSError`` if the disk refuses."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = state.model_dump_json(indent=1).encode()
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as tmp:
-            tmp.write(data)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_atomic(path, state.model_dump_json(indent=1).encode())
 
 
 def load_state(path: Path) -> ValidatorState:

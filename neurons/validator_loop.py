@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import statistics
-import tempfile
 from collections import defaultdict, deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +29,7 @@ from neurons.state import ValidatorState, save_state
 from neurons.telemetry import ChallengeSample, UidStepMetrics, ValidatorMetrics, WandbRun
 from neurons.weights import WeightSetter
 from protocol.client import MinerClient, MinerTarget, QueryResult
+from protocol.files import write_atomic
 
 __all__ = ["StepSummary", "ValidatorLoop"]
 
@@ -236,10 +235,7 @@ class ValidatorLoop:
 
     def _write_report(self, metagraph: Any) -> None:
         path = self._state_path.with_name("report.json")
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".report-")
-        with os.fdopen(fd, "w") as handle:
-            json.dump(self.report(metagraph), handle, indent=2)
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(self.report(metagraph), indent=2).encode(), durable=False)
 
 
 def _median(values: deque[float] | None) -> float | None:

@@ -21,10 +21,11 @@ import sys
 import zipfile
 from pathlib import Path
 
-from neurons.models._fsutil import exclusive_lock, publish_dir, staging_dir
+from neurons.models._fsutil import publish_dir, staging_dir
 from neurons.models._progress import StepReporter
 from neurons.models.digest import weights_sha256
 from protocol.errors import AxongateError
+from protocol.files import exclusive_lock
 
 __all__ = [
     "PREPARED_MARKER",

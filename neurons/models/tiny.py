@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from neurons.models._fsutil import exclusive_lock, publish_dir, staging_dir
+from neurons.models._fsutil import publish_dir, staging_dir
+from protocol.files import exclusive_lock
 
 __all__ = ["TINY_CONTEXT_LENGTH", "TINY_MARKER", "build_tiny_model"]
 

@@ -62,12 +62,6 @@ class AdmissionQueue:
         self.in_flight = 0
         self.waiting = 0
 
-    def enter(self) -> Callable[[], None]:
-        """Take a slot now or raise 503 (no queueing): for callers that cannot wait."""
-        if self.in_flight >= self._max_in_flight:
-            raise self._overloaded(f"{self._max_in_flight} requests already in flight")
-        return self._grant()
-
     async def acquire(self, hotkey_ss58: str) -> Callable[[], None]:
         """Take a slot, waiting in stake order if all are busy; returns the idempotent ``release``.
 

@@ -91,18 +91,17 @@ def _header_safe(text: str) -> bytes:
 
 
 _SUCCESS = b"Success"
-_SAFE_NAMES: dict[str, bytes] = {}
+
+
+_SAFE_NAMES = {name: _header_safe(name) for name in (*LEGACY_SYNAPSES, "Synapse")}
+"""The names the endpoint answers with, made header-safe once."""
 
 
 def status_headers(
     name: str, status: int, message: str, *, axon_hotkey: str, process_time: str
 ) -> list[tuple[bytes, bytes]]:
     """The ``bt_header_axon_*`` status headers a v10 dendrite reads (they win over the body), as ASGI pairs."""
-    safe_name = _SAFE_NAMES.get(name)
-    if safe_name is None:
-        safe_name = _header_safe(name)
-        if name in LEGACY_SYNAPSES or name == "Synapse":
-            _SAFE_NAMES[name] = safe_name
+    safe_name = _SAFE_NAMES.get(name) or _header_safe(name)
     return [
         (b"name", safe_name),
         (b"bt_header_axon_status_code", str(status).encode()),

@@ -34,7 +34,7 @@ async def _settle() -> None:
 
 async def test_slots_go_to_the_highest_stake_then_the_earliest() -> None:
     queue = _queue()
-    release = queue.enter()
+    release = await queue.acquire("low")  # takes the only slot
     order: list[str] = []
 
     async def request(name: str, hotkey: str) -> None:
@@ -55,7 +55,7 @@ async def test_slots_go_to_the_highest_stake_then_the_earliest() -> None:
 
 async def test_full_room_refuses_or_displaces_by_stake() -> None:
     queue = _queue(max_waiting=1)
-    release = queue.enter()
+    release = await queue.acquire("low")  # takes the only slot
     waiting_low = asyncio.create_task(queue.acquire("low"))
     await _settle()
     with pytest.raises(GatewayError) as refused:
@@ -73,11 +73,11 @@ async def test_full_room_refuses_or_displaces_by_stake() -> None:
 
 async def test_wait_is_bounded_and_cancelled_waiters_leave() -> None:
     queue = _queue(max_wait_s=0.05)
-    release = queue.enter()
+    release = await queue.acquire("low")  # takes the only slot
     with pytest.raises(GatewayError, match="no slot freed"):
         await queue.acquire("high")
     queue = _queue(max_wait_s=10)
-    release = queue.enter()
+    release = await queue.acquire("low")  # takes the only slot
     waiter = asyncio.create_task(queue.acquire("mid"))
     await _settle()
     waiter.cancel()
@@ -90,7 +90,7 @@ async def test_wait_is_bounded_and_cancelled_waiters_leave() -> None:
 
 async def test_slot_granted_to_a_cancelled_waiter_is_passed_on() -> None:
     queue = _queue()
-    release = queue.enter()
+    release = await queue.acquire("low")  # takes the only slot
     first = asyncio.create_task(queue.acquire("high"))
     second = asyncio.create_task(queue.acquire("low"))
     await _settle()

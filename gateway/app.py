@@ -104,7 +104,7 @@ def create_app(
     async def admit(request: Request, caller: Caller) -> tuple[Lease, bytes]:
         """The raw body (read by auth, or now when auth is overridden) and the policy's lease."""
         body = await read_body(request, config.max_body_bytes, timeout_s=config.body_timeout_s)
-        policy.check_identity(caller.hotkey_ss58)
+        policy.check_identity(caller.hotkey_ss58)  # done by the Authenticator too; kept for overridden auth
         label_caller(request, caller.hotkey_ss58)
         return await policy.acquire(caller.hotkey_ss58), body
 
